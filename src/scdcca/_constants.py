@@ -1,0 +1,20 @@
+"""Names shared across the package: registry keys and the keys results are written under."""
+
+from __future__ import annotations
+
+#: Registry key of the RNA count matrix.
+RNA_KEY = "rna"
+#: Registry key of the epigenome matrix (ATAC, histone marks or methylation calls).
+EPI_KEY = "epi"
+#: Registry key of the batch covariate (scvi-tools' own name).
+BATCH_KEY = "batch"
+
+#: The two modality roles DCCA knows, in the order the joint latent concatenates them.
+MODALITIES = ("rna", "epi")
+
+#: Key under ``.obsm`` (of the MuData and of each modality) where latents are written.
+LATENT_OBSM_KEY = "X_dcca"
+#: Layer name of the denoised matrices written into each modality.
+DENOISED_LAYER_KEY = "dcca_denoised"
+#: Key under ``mdata.uns`` holding the settings of the model that wrote the results.
+UNS_KEY = "dcca"

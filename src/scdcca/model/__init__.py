@@ -1,0 +1,17 @@
+"""The DCCA model, its module, training plan and schedules."""
+
+from ._model import DCCA
+from ._module import DCCAModule
+from ._results import write_results
+from ._schedule import Phase, build_schedule
+from ._training_plan import DCCATrainingPlan, TrainingDivergedError
+
+__all__ = [
+    "DCCA",
+    "DCCAModule",
+    "DCCATrainingPlan",
+    "Phase",
+    "TrainingDivergedError",
+    "build_schedule",
+    "write_results",
+]

@@ -1,0 +1,231 @@
+"""Building blocks of the per-modality VAEs: encoder, decoders and their likelihoods."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from scvi.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
+from torch import nn
+from torch.distributions import Normal
+from torch.nn import functional as F
+
+RNALikelihood = Literal["nb", "zinb"]
+EpiLikelihood = Literal["bernoulli", "gaussian"]
+
+
+class MLP(nn.Module):
+    """Fully connected stack ``Linear -> LayerNorm -> ReLU -> Dropout`` with a batch shift.
+
+    The batch covariate enters as a learned shift of the first hidden layer, which is the
+    same as concatenating a one-hot batch vector to the input but costs no dense copy.
+    """
+
+    def __init__(
+        self,
+        n_input: int,
+        n_hidden: int,
+        n_layers: int,
+        n_batch: int = 0,
+        dropout_rate: float = 0.1,
+    ):
+        super().__init__()
+        self.first = nn.Linear(n_input, n_hidden)
+        self.batch_shift = nn.Embedding(n_batch, n_hidden) if n_batch > 1 else None
+        blocks: list[nn.Module] = [nn.LayerNorm(n_hidden), nn.ReLU(), nn.Dropout(dropout_rate)]
+        for _ in range(n_layers - 1):
+            blocks += [
+                nn.Linear(n_hidden, n_hidden),
+                nn.LayerNorm(n_hidden),
+                nn.ReLU(),
+                nn.Dropout(dropout_rate),
+            ]
+        self.rest = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor, batch_index: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.first(x)
+        if self.batch_shift is not None and batch_index is not None:
+            h = h + self.batch_shift(batch_index.view(-1).long())
+        return self.rest(h)
+
+
+class GaussianEncoder(nn.Module):
+    """Map an input to a diagonal Gaussian posterior ``q(z | x)``."""
+
+    def __init__(
+        self,
+        n_input: int,
+        n_latent: int,
+        n_hidden: int,
+        n_layers: int,
+        n_batch: int,
+        dropout_rate: float,
+    ):
+        super().__init__()
+        self.body = MLP(n_input, n_hidden, n_layers, n_batch, dropout_rate)
+        self.mean = nn.Linear(n_hidden, n_latent)
+        self.raw_var = nn.Linear(n_hidden, n_latent)
+
+    def forward(self, x: torch.Tensor, batch_index: torch.Tensor | None = None) -> Normal:
+        h = self.body(x, batch_index)
+        scale = torch.sqrt(F.softplus(self.raw_var(h)) + 1e-4)
+        return Normal(self.mean(h), scale)
+
+
+def kl_standard_normal(qz: Normal) -> torch.Tensor:
+    """KL divergence of a diagonal Gaussian from N(0, I), summed over latent dimensions."""
+    var = qz.scale.pow(2)
+    return 0.5 * (var + qz.loc.pow(2) - 1.0 - torch.log(var)).sum(-1)
+
+
+class RNAVAE(nn.Module):
+    """VAE for RNA counts: log-normalised input, negative-binomial (or ZINB) decoder.
+
+    The decoder mean is ``library size x softmax(decoder(z))`` with one dispersion per gene.
+    """
+
+    def __init__(
+        self,
+        n_genes: int,
+        n_latent: int,
+        n_hidden: int,
+        n_layers: int,
+        n_batch: int,
+        dropout_rate: float,
+        likelihood: RNALikelihood = "nb",
+    ):
+        super().__init__()
+        if likelihood not in ("nb", "zinb"):
+            raise ValueError(f"rna_likelihood must be 'nb' or 'zinb', got {likelihood!r}.")
+        self.likelihood = likelihood
+        self.encoder = GaussianEncoder(
+            n_genes, n_latent, n_hidden, n_layers, n_batch, dropout_rate
+        )
+        self.decoder = MLP(n_latent, n_hidden, n_layers, n_batch, dropout_rate)
+        self.scale_head = nn.Linear(n_hidden, n_genes)
+        self.dropout_head = nn.Linear(n_hidden, n_genes) if likelihood == "zinb" else None
+        self.log_theta = nn.Parameter(torch.zeros(n_genes))
+
+    @staticmethod
+    def library(x: torch.Tensor) -> torch.Tensor:
+        """Observed library size of each cell, shape ``(n_cells, 1)``."""
+        return x.sum(-1, keepdim=True)
+
+    def encode(self, x: torch.Tensor, batch_index: torch.Tensor | None = None) -> Normal:
+        """Posterior over ``z_rna`` from raw counts (log-normalised internally)."""
+        lib = self.library(x).clamp(min=1.0)
+        return self.encoder(torch.log1p(x / lib * 1e4), batch_index)
+
+    def decode(
+        self,
+        z: torch.Tensor,
+        library: torch.Tensor,
+        batch_index: torch.Tensor | None = None,
+    ) -> NegativeBinomial | ZeroInflatedNegativeBinomial:
+        """Count distribution given the latent and the library size."""
+        h = self.decoder(z, batch_index)
+        scale = torch.softmax(self.scale_head(h), dim=-1)
+        mu = library * scale
+        theta = self.log_theta.exp()
+        if self.dropout_head is not None:
+            return ZeroInflatedNegativeBinomial(
+                mu=mu, theta=theta, zi_logits=self.dropout_head(h), scale=scale
+            )
+        return NegativeBinomial(mu=mu, theta=theta, scale=scale)
+
+    @staticmethod
+    def reconstruction_loss(px, x: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood of the counts per cell."""
+        return -px.log_prob(x).sum(-1)
+
+    @staticmethod
+    def normalized(px) -> torch.Tensor:
+        """Denoised expression as proportions (each row sums to one)."""
+        return px.scale
+
+
+class EpigenomeVAE(nn.Module):
+    """VAE for the epigenome: binary input, Bernoulli (or Gaussian) decoder.
+
+    With the Bernoulli likelihood the logits get an offset ``log(depth / mean depth)`` so
+    that sequencing depth is not what the latent has to explain (open regions are rare, so
+    the probability scales roughly with depth). Missing entries (NaN) are ignored in the loss.
+    """
+
+    def __init__(
+        self,
+        n_regions: int,
+        n_latent: int,
+        n_hidden: int,
+        n_layers: int,
+        n_batch: int,
+        dropout_rate: float,
+        likelihood: EpiLikelihood = "bernoulli",
+        log_mean_depth: float = 0.0,
+    ):
+        super().__init__()
+        if likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError(
+                f"epi_likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}."
+            )
+        self.likelihood = likelihood
+        self.encoder = GaussianEncoder(
+            n_regions, n_latent, n_hidden, n_layers, n_batch, dropout_rate
+        )
+        self.decoder = MLP(n_latent, n_hidden, n_layers, n_batch, dropout_rate)
+        self.output_head = nn.Linear(n_hidden, n_regions)
+        self.log_var = nn.Parameter(torch.zeros(n_regions)) if likelihood == "gaussian" else None
+        self.register_buffer("log_mean_depth", torch.tensor(float(log_mean_depth)))
+
+    def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return the model's view of the data and the mask of observed entries.
+
+        Bernoulli: calls are binarised (``x > 0``). Missing entries (NaN) become 0 with a mask.
+        """
+        mask = None
+        if torch.isnan(x).any():
+            mask = ~torch.isnan(x)
+            x = torch.nan_to_num(x, nan=0.0)
+        if self.likelihood == "bernoulli":
+            x = (x > 0).to(x.dtype)
+        return x, mask
+
+    def library(self, x: torch.Tensor) -> torch.Tensor:
+        """Log depth offset relative to the training mean, shape ``(n_cells, 1)``."""
+        if self.likelihood != "bernoulli":
+            return torch.zeros(x.shape[0], 1, device=x.device, dtype=x.dtype)
+        return torch.log1p(x.sum(-1, keepdim=True)) - self.log_mean_depth
+
+    def encode(self, x: torch.Tensor, batch_index: torch.Tensor | None = None) -> Normal:
+        """Posterior over ``z_epi`` from the prepared (binary or continuous) input."""
+        return self.encoder(x, batch_index)
+
+    def decode(
+        self,
+        z: torch.Tensor,
+        library: torch.Tensor,
+        batch_index: torch.Tensor | None = None,
+    ) -> torch.distributions.Distribution:
+        """Bernoulli (logits with depth offset) or Gaussian distribution over regions."""
+        out = self.output_head(self.decoder(z, batch_index))
+        if self.likelihood == "bernoulli":
+            return torch.distributions.Bernoulli(logits=out + library, validate_args=False)
+        return Normal(out, torch.exp(0.5 * self.log_var), validate_args=False)
+
+    @staticmethod
+    def reconstruction_loss(px, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Negative log-likelihood per cell over the observed entries."""
+        if isinstance(px, torch.distributions.Bernoulli):
+            nll = F.binary_cross_entropy_with_logits(px.logits, x, reduction="none")
+        else:
+            nll = -px.log_prob(x)
+        if mask is not None:
+            nll = nll * mask
+        return nll.sum(-1)
+
+    @staticmethod
+    def normalized(px) -> torch.Tensor:
+        """Denoised signal: open probability (Bernoulli) or mean (Gaussian)."""
+        if isinstance(px, torch.distributions.Bernoulli):
+            return torch.sigmoid(px.logits)
+        return px.loc

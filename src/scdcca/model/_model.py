@@ -1,0 +1,458 @@
+"""``scdcca.DCCA``: the scvi-tools model class users work with."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from mudata import MuData
+from scipy import sparse
+from scvi.data import AnnDataManager, fields
+from scvi.dataloaders import DataSplitter
+from scvi.model.base import BaseModelClass
+from scvi.train import TrainRunner
+
+from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, RNA_KEY
+
+from . import _validation as validate
+from ._components import EpiLikelihood, RNALikelihood
+from ._module import DCCAModule
+from ._results import write_results
+from ._schedule import ScheduleName, build_schedule
+from ._training_plan import DCCATrainingPlan
+
+logger = logging.getLogger(__name__)
+
+Modality = Literal["rna", "epi"]
+
+
+class DCCA(BaseModelClass):
+    """Deep Cross-omics Cycle Attention (Zuo, Dai & Chen, Bioinformatics 2021).
+
+    One VAE per modality, each with its own ``n_latent``-dimensional latent: RNA with a
+    negative-binomial (or ZINB) decoder and the epigenome (ATAC, histone marks, methylation)
+    with a Bernoulli (or Gaussian) decoder. Training alternates teacher and student: a
+    student's loss adds ``beta * ||z_teacher - z_student||^2`` with the teacher frozen.
+
+    Parameters
+    ----------
+    mdata
+        MuData registered with :meth:`setup_mudata`.
+    n_latent
+        Size of each modality's latent space.
+    n_hidden
+        Width of hidden layers.
+    n_layers
+        Hidden layers in each encoder and decoder.
+    dropout_rate
+        Dropout after each hidden layer.
+    rna_likelihood
+        ``"nb"`` or ``"zinb"``.
+    epi_likelihood
+        ``"bernoulli"`` for binary calls, ``"gaussian"`` for continuous rates.
+
+    Examples
+    --------
+    >>> mdata = scdcca.datasets.scicar_kidney()
+    >>> scdcca.DCCA.setup_mudata(mdata, modalities={"rna_layer": "rna", "epi_layer": "atac"})
+    >>> model = scdcca.DCCA(mdata)
+    >>> model.train()
+    >>> model.write_results(mdata)
+    """
+
+    _module_cls = DCCAModule
+    _training_plan_cls = DCCATrainingPlan
+    _data_splitter_cls = DataSplitter
+    _train_runner_cls = TrainRunner
+
+    def __init__(
+        self,
+        mdata: MuData,
+        n_latent: int = 10,
+        n_hidden: int = 128,
+        n_layers: int = 1,
+        dropout_rate: float = 0.1,
+        rna_likelihood: RNALikelihood = "nb",
+        epi_likelihood: EpiLikelihood = "bernoulli",
+    ):
+        super().__init__(mdata)
+        args = self.adata_manager.registry["setup_args"]
+        self.modalities_ = dict(args["modalities"])
+        rna = self.adata_manager.get_from_registry(RNA_KEY)
+        epi = self.adata_manager.get_from_registry(EPI_KEY)
+        names = {"rna": self.modalities_["rna_layer"], "epi": self.modalities_["epi_layer"]}
+        validate.check_rna_counts(rna, names["rna"], args["rna_layer"])
+        validate.check_finite(epi, names["epi"], args["epi_layer"])
+        if epi_likelihood == "bernoulli":
+            validate.check_binary(epi, names["epi"], args["epi_layer"], args["binarize_epi"])
+        self.module = self._module_cls(
+            n_genes=rna.shape[1],
+            n_regions=epi.shape[1],
+            n_batch=self.summary_stats.n_batch,
+            n_latent=n_latent,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            dropout_rate=dropout_rate,
+            rna_likelihood=rna_likelihood,
+            epi_likelihood=epi_likelihood,
+            log_mean_epi_depth=_log_mean_depth(epi),
+        )
+        self._model_summary_string = (
+            f"DCCA: n_latent={n_latent}, n_hidden={n_hidden}, n_layers={n_layers}, "
+            f"rna={rna_likelihood} ({rna.shape[1]} genes), "
+            f"epi={epi_likelihood} ({epi.shape[1]} regions)"
+        )
+        self.schedule_: list[dict] = []
+        self.init_params_ = self._get_init_params(locals())
+
+    # ------------------------------------------------------------------ setup
+    @classmethod
+    def setup_anndata(cls, *args, **kwargs):
+        """DCCA needs two modalities: use :meth:`setup_mudata`."""
+        raise NotImplementedError(
+            "DCCA trains on paired modalities: build a MuData and call `DCCA.setup_mudata`."
+        )
+
+    @classmethod
+    def setup_mudata(
+        cls,
+        mdata: MuData,
+        rna_layer: str | None = None,
+        epi_layer: str | None = None,
+        batch_key: str | None = None,
+        binarize_epi: bool = False,
+        modalities: dict[str, str] | None = None,
+        **kwargs,
+    ) -> None:
+        """Register a MuData with paired RNA and epigenome measurements.
+
+        Parameters
+        ----------
+        mdata
+            MuData with an RNA modality (raw counts) and an epigenome modality.
+        rna_layer
+            Layer of the RNA modality holding raw counts; ``None`` for ``X``.
+        epi_layer
+            Layer of the epigenome modality; ``None`` for ``X``.
+        batch_key
+            Column of ``.obs`` with the batch of each cell; ``None`` for one batch. It is read
+            from ``mdata.obs`` unless ``modalities["batch_key"]`` names a modality.
+        binarize_epi
+            Treat every non-zero epigenome value as 1 (for peak count matrices). The data are
+            not changed; minibatches are binarised as they are loaded.
+        modalities
+            Which modality plays which role, for example
+            ``{"rna_layer": "rna", "epi_layer": "atac"}``.
+        """
+        modalities = dict(modalities or {})
+        validate.check_modality_names(mdata, modalities)
+        validate.check_paired_cells(mdata, modalities)
+        batch_modality = modalities.get("batch_key")
+        if batch_key is not None:
+            obs = mdata.obs if batch_modality is None else mdata.mod[batch_modality].obs
+            if batch_key not in obs:
+                where = "mdata.obs" if batch_modality is None else f"mdata[{batch_modality!r}].obs"
+                raise KeyError(
+                    f"batch_key {batch_key!r} is not a column of {where}; columns are "
+                    f"{list(obs.columns)}. If it lives in a modality's obs, run `mdata.update()` "
+                    "or pass modalities={'batch_key': <modality>}."
+                )
+        setup_method_args = cls._get_setup_method_args(**locals())
+        setup_method_args["setup_args"]["modalities"] = modalities
+        mudata_fields = [
+            fields.MuDataLayerField(
+                RNA_KEY,
+                rna_layer,
+                mod_key=modalities["rna_layer"],
+                is_count_data=True,
+                mod_required=True,
+            ),
+            fields.MuDataLayerField(
+                EPI_KEY,
+                epi_layer,
+                mod_key=modalities["epi_layer"],
+                is_count_data=False,
+                mod_required=True,
+            ),
+            fields.MuDataCategoricalObsField(BATCH_KEY, batch_key, mod_key=batch_modality),
+        ]
+        adata_manager = AnnDataManager(fields=mudata_fields, setup_method_args=setup_method_args)
+        adata_manager.register_fields(mdata, **kwargs)
+        cls.register_manager(adata_manager)
+
+    # ------------------------------------------------------------------ training
+    def train(
+        self,
+        max_epochs_per_phase: int = 200,
+        schedule: ScheduleName = "cycle",
+        n_cycles: int = 1,
+        first_teacher: Modality = "rna",
+        beta1: float = 5.0,
+        beta2: float = 1.0,
+        lr: float = 1e-3,
+        batch_size: int = 128,
+        patience: int = 10,
+        train_size: float = 0.9,
+        validation_size: float | None = None,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        plan_kwargs: dict | None = None,
+        datasplitter_kwargs: dict | None = None,
+        **trainer_kwargs,
+    ) -> None:
+        """Train with DCCA's teacher/student schedule.
+
+        Parameters
+        ----------
+        max_epochs_per_phase
+            Upper bound on each phase's epochs; phases usually stop earlier on a plateau.
+        schedule
+            ``"cycle"`` (the paper's phases, one VAE at a time) or ``"alternating"`` (both
+            VAEs every minibatch, each pulled towards the other's detached latent).
+        n_cycles
+            Rounds of "epigenome learns from RNA, RNA learns from epigenome" (``"cycle"``).
+        first_teacher
+            Which modality teaches first (``"rna"`` in the paper).
+        beta1
+            Attention weight when the epigenome is the student (paper: 5).
+        beta2
+            Attention weight when RNA is the student (paper: 1).
+        lr
+            Adam learning rate at the start of each phase (decays 10x on the first plateau).
+        batch_size
+            Minibatch size.
+        patience
+            Epochs without improvement of the validation loss before the learning rate
+            decays, and again before the phase ends.
+        train_size, validation_size
+            Split of the cells (see :class:`scvi.dataloaders.DataSplitter`).
+        accelerator, devices
+            Passed to Lightning (``"cpu"``, ``"gpu"``, ``"auto"``; device ids or counts).
+        plan_kwargs
+            More arguments of :class:`~scdcca.model.DCCATrainingPlan`.
+        datasplitter_kwargs
+            More arguments of :class:`scvi.dataloaders.DataSplitter`.
+        **trainer_kwargs
+            Passed to :class:`scvi.train.Trainer` (``strategy``, ``num_nodes``, ...).
+        """
+        phases = build_schedule(schedule, n_cycles, first_teacher, beta1, beta2)
+        plan = self._training_plan_cls(
+            self.module,
+            phases=phases,
+            max_epochs_per_phase=max_epochs_per_phase,
+            lr=lr,
+            patience=patience,
+            **(plan_kwargs or {}),
+        )
+        splitter = self._data_splitter_cls(
+            self.adata_manager,
+            train_size=train_size,
+            validation_size=validation_size,
+            batch_size=batch_size,
+            **(datasplitter_kwargs or {}),
+        )
+        trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
+        trainer_kwargs.setdefault("early_stopping", False)
+        trainer_kwargs.setdefault("num_sanity_val_steps", 0)
+        runner = self._train_runner_cls(
+            self,
+            training_plan=plan,
+            data_splitter=splitter,
+            max_epochs=max_epochs_per_phase * len(phases),
+            accelerator=accelerator,
+            devices=devices,
+            **trainer_kwargs,
+        )
+        try:
+            runner()
+        except (KeyboardInterrupt, SystemExit) as interruption:
+            # Lightning turns Ctrl+C into SystemExit after restoring the best weights
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            if not plan.epoch_records and not plan.phase_records:
+                raise
+            logger.warning("Training interrupted: keeping the best weights reached so far.")
+            self.module.eval()
+            self.is_trained_ = True
+            if isinstance(interruption, SystemExit) and interruption.code not in (0, 1):
+                raise
+        finally:
+            self._record_history(plan, schedule)
+
+    def _record_history(self, plan: DCCATrainingPlan, schedule: str) -> None:
+        history = dict(getattr(self, "history_", None) or {})
+        history["epochs"] = pd.DataFrame(plan.epoch_records)
+        history["phases"] = pd.DataFrame(plan.phase_records)
+        self.history_ = history
+        self.schedule_ = [{"schedule": schedule, **phase.as_record()} for phase in plan.phases]
+
+    # ------------------------------------------------------------------ inference
+    def _minibatches(
+        self,
+        mdata: MuData | None,
+        indices: Sequence[int] | None,
+        batch_size: int | None,
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        mdata = self._validate_anndata(mdata)
+        loader = self._make_data_loader(adata=mdata, indices=indices, batch_size=batch_size)
+        self.module.eval()
+        yield from loader
+
+    @torch.inference_mode()
+    def get_latent_representation(
+        self,
+        mdata: MuData | None = None,
+        modality: Literal["rna", "epi", "joint"] = "joint",
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+    ) -> np.ndarray:
+        """Posterior means of the latents.
+
+        Parameters
+        ----------
+        mdata
+            MuData to encode; ``None`` for the one the model was set up with.
+        modality
+            ``"rna"`` (``z_rna``), ``"epi"`` (``z_epi``) or ``"joint"`` (both side by side,
+            ``2 * n_latent`` columns, RNA first).
+        indices
+            Cells to encode (all by default).
+        batch_size
+            Minibatch size (scvi's default if ``None``).
+
+        Returns
+        -------
+        Array of shape ``(n_cells, n_latent)`` or ``(n_cells, 2 * n_latent)`` for ``"joint"``.
+        """
+        wanted = MODALITIES if modality == "joint" else (modality,)
+        if modality not in ("rna", "epi", "joint"):
+            raise ValueError(f"modality must be 'rna', 'epi' or 'joint', got {modality!r}.")
+        parts = [
+            torch.cat([self.module.posterior_mean(m, t) for m in wanted], dim=1).cpu()
+            for t in self._minibatches(mdata, indices, batch_size)
+        ]
+        return torch.cat(parts).numpy()
+
+    def _denoised_batches(
+        self,
+        modality: Modality,
+        mdata: MuData | None,
+        indices: Sequence[int] | None,
+        batch_size: int | None,
+        observed_library: bool = False,
+    ) -> Iterator[np.ndarray]:
+        vae = self.module.vae(modality)
+        with torch.inference_mode():
+            for tensors in self._minibatches(mdata, indices, batch_size):
+                inference = self.module.inference(
+                    tensors.get(RNA_KEY),
+                    tensors.get(EPI_KEY),
+                    tensors.get(BATCH_KEY),
+                    modalities=(modality,),
+                )
+                library = inference[f"library_{modality}"]
+                if not observed_library:
+                    library = torch.ones_like(library) if modality == "rna" else 0 * library
+                px = vae.decode(inference[f"z_{modality}"], library, tensors.get(BATCH_KEY))
+                out = px.mean if (observed_library and modality == "rna") else vae.normalized(px)
+                yield out.cpu().numpy()
+
+    def _cell_and_feature_names(self, mdata, modality: Modality, indices) -> tuple:
+        mdata = self._validate_anndata(mdata)
+        adata = mdata.mod[self.modalities_[f"{modality}_layer"]]
+        cells = mdata.obs_names if indices is None else mdata.obs_names[np.asarray(indices)]
+        return cells, adata.var_names
+
+    def get_normalized_expression(
+        self,
+        mdata: MuData | None = None,
+        indices: Sequence[int] | None = None,
+        library_size: float | Literal["observed"] = 1.0,
+        batch_size: int | None = None,
+        return_numpy: bool = False,
+    ) -> pd.DataFrame | np.ndarray:
+        """Denoised RNA expression from the RNA VAE.
+
+        Parameters
+        ----------
+        library_size
+            Scale of each cell's expression: ``1.0`` gives proportions, ``1e4`` counts per
+            10k, ``"observed"`` the NB mean at each cell's own library size.
+        return_numpy
+            Return an array instead of a cells x genes DataFrame.
+        """
+        observed = library_size == "observed"
+        blocks = list(self._denoised_batches("rna", mdata, indices, batch_size, observed))
+        values = np.concatenate(blocks) * (1.0 if observed else float(library_size))
+        if return_numpy:
+            return values
+        cells, genes = self._cell_and_feature_names(mdata, "rna", indices)
+        return pd.DataFrame(values, index=cells, columns=genes)
+
+    def get_normalized_accessibility(
+        self,
+        mdata: MuData | None = None,
+        indices: Sequence[int] | None = None,
+        threshold: float | None = None,
+        batch_size: int | None = None,
+        return_numpy: bool = False,
+    ) -> pd.DataFrame | np.ndarray | sparse.csr_matrix:
+        """Denoised epigenome from the epigenome VAE, at the mean sequencing depth.
+
+        Parameters
+        ----------
+        threshold
+            If given, return a sparse CSR matrix keeping only probabilities ``>= threshold``;
+            batches are sparsified as they are produced, so no dense cells x regions matrix is
+            held.
+        return_numpy
+            Return an array instead of a cells x regions DataFrame (ignored with ``threshold``).
+
+        Returns
+        -------
+        Open probabilities (Bernoulli) or means (Gaussian).
+        """
+        blocks = self._denoised_batches("epi", mdata, indices, batch_size)
+        if threshold is not None:
+            return sparse.vstack(
+                [sparse.csr_matrix(np.where(b >= threshold, b, 0)) for b in blocks], format="csr"
+            )
+        values = np.concatenate(list(blocks))
+        if return_numpy:
+            return values
+        cells, regions = self._cell_and_feature_names(mdata, "epi", indices)
+        return pd.DataFrame(values, index=cells, columns=regions)
+
+    def write_results(
+        self,
+        mdata: MuData | None = None,
+        overwrite: bool = False,
+        epi_threshold: float | None = None,
+        rna_library_size: float = 1e4,
+        batch_size: int | None = None,
+    ) -> MuData:
+        """Write latents and denoised layers into a MuData (see :func:`write_results`)."""
+        return write_results(
+            self,
+            self.adata if mdata is None else mdata,
+            overwrite=overwrite,
+            epi_threshold=epi_threshold,
+            rna_library_size=rna_library_size,
+            batch_size=batch_size,
+        )
+
+
+def _log_mean_depth(matrix) -> float:
+    """``log1p`` of the mean number of non-zero entries per cell, streamed over rows."""
+    total, n_cells, step = 0.0, matrix.shape[0], 8192
+    for start in range(0, n_cells, step):
+        block = matrix[start : start + step]
+        if sparse.issparse(block):
+            total += float((block > 0).sum())
+        else:
+            total += float(np.nansum(np.asarray(block) > 0))
+    return float(np.log1p(total / max(n_cells, 1)))

@@ -1,0 +1,205 @@
+"""The DCCA module: two VAEs, one per modality, coupled by attention transfer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+
+from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, RNA_KEY
+
+from ._components import RNAVAE, EpigenomeVAE, EpiLikelihood, RNALikelihood, kl_standard_normal
+
+
+def other_modality(modality: str) -> str:
+    """The partner of ``"rna"`` is ``"epi"`` and the reverse."""
+    return "epi" if modality == "rna" else "rna"
+
+
+def attention_distance(z_student: torch.Tensor, z_teacher: torch.Tensor) -> torch.Tensor:
+    """DCCA's attention-transfer distance ``sum_k (z_teacher_k - z_student_k)^2`` per cell."""
+    return (z_student - z_teacher).pow(2).sum(-1)
+
+
+class DCCAModule(BaseModuleClass):
+    """Two VAEs with separate latents of the same size, ``z_rna`` and ``z_epi``.
+
+    Parameters
+    ----------
+    n_genes
+        Number of RNA features.
+    n_regions
+        Number of epigenome features (peaks, bins or CpG sites).
+    n_batch
+        Number of batches (1 means no batch covariate).
+    n_latent
+        Size of each latent space.
+    n_hidden
+        Width of the hidden layers.
+    n_layers
+        Number of hidden layers in each encoder and decoder.
+    dropout_rate
+        Dropout after each hidden layer.
+    rna_likelihood
+        ``"nb"`` or ``"zinb"``.
+    epi_likelihood
+        ``"bernoulli"`` for binary calls, ``"gaussian"`` for continuous rates.
+    log_mean_epi_depth
+        ``log1p`` of the mean number of open regions per cell in the training data; the
+        Bernoulli decoder's depth offset is relative to it.
+    """
+
+    def __init__(
+        self,
+        n_genes: int,
+        n_regions: int,
+        n_batch: int = 1,
+        n_latent: int = 10,
+        n_hidden: int = 128,
+        n_layers: int = 1,
+        dropout_rate: float = 0.1,
+        rna_likelihood: RNALikelihood = "nb",
+        epi_likelihood: EpiLikelihood = "bernoulli",
+        log_mean_epi_depth: float = 0.0,
+    ):
+        super().__init__()
+        self.n_latent = n_latent
+        self.rna = RNAVAE(
+            n_genes, n_latent, n_hidden, n_layers, n_batch, dropout_rate, rna_likelihood
+        )
+        self.epi = EpigenomeVAE(
+            n_regions,
+            n_latent,
+            n_hidden,
+            n_layers,
+            n_batch,
+            dropout_rate,
+            epi_likelihood,
+            log_mean_epi_depth,
+        )
+
+    def vae(self, modality: str) -> RNAVAE | EpigenomeVAE:
+        """The VAE of ``"rna"`` or ``"epi"``."""
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}.")
+        return self.rna if modality == "rna" else self.epi
+
+    @auto_move_data
+    def posterior_mean(self, modality: str, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Posterior mean of one modality's latent for a minibatch (no sampling)."""
+        vae = self.vae(modality)
+        x = tensors[RNA_KEY if modality == "rna" else EPI_KEY]
+        if modality == "epi":
+            x, _ = vae.prepare(x)
+        return vae.encode(x, tensors.get(BATCH_KEY)).loc
+
+    def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict:
+        return {
+            "x_rna": tensors.get(RNA_KEY),
+            "x_epi": tensors.get(EPI_KEY),
+            "batch_index": tensors.get(BATCH_KEY),
+        }
+
+    def _get_generative_input(self, tensors: dict, inference_outputs: dict) -> dict:
+        return {
+            "latents": {m: inference_outputs[f"z_{m}"] for m in inference_outputs["modalities"]},
+            "libraries": {
+                m: inference_outputs[f"library_{m}"] for m in inference_outputs["modalities"]
+            },
+            "batch_index": tensors.get(BATCH_KEY),
+        }
+
+    @auto_move_data
+    def inference(
+        self,
+        x_rna: torch.Tensor | None,
+        x_epi: torch.Tensor | None,
+        batch_index: torch.Tensor | None = None,
+        modalities: Iterable[str] = MODALITIES,
+        n_samples: int = 1,
+    ) -> dict:
+        """Encode the requested modalities; returns ``qz_*``, ``z_*``, ``library_*``."""
+        modalities = tuple(modalities)
+        out: dict = {"modalities": modalities}
+        for modality in modalities:
+            x = x_rna if modality == "rna" else x_epi
+            if x is None:
+                raise ValueError(f"No {modality} data in the minibatch.")
+            vae = self.vae(modality)
+            if modality == "epi":
+                x, out["epi_mask"] = vae.prepare(x)
+                out["x_epi_prepared"] = x
+            qz = vae.encode(x, batch_index)
+            out[f"qz_{modality}"] = qz
+            out[f"z_{modality}"] = qz.rsample() if self.training else qz.loc
+            out[f"library_{modality}"] = vae.library(x)
+        return out
+
+    @auto_move_data
+    def generative(
+        self,
+        latents: dict[str, torch.Tensor],
+        libraries: dict[str, torch.Tensor],
+        batch_index: torch.Tensor | None = None,
+    ) -> dict:
+        """Decode each latent with its own modality's decoder; returns ``px_*``."""
+        return {
+            f"px_{m}": self.vae(m).decode(z, libraries[m], batch_index) for m, z in latents.items()
+        }
+
+    def loss(
+        self,
+        tensors: dict[str, torch.Tensor],
+        inference_outputs: dict,
+        generative_outputs: dict,
+        kl_weight: float = 1.0,
+        attention_weights: dict[str, float] | None = None,
+        teacher_latents: dict[str, torch.Tensor] | None = None,
+    ) -> LossOutput:
+        """ELBO of each encoded modality plus attention transfer towards a teacher.
+
+        Parameters
+        ----------
+        kl_weight
+            Weight of the KL term (warm-up).
+        attention_weights
+            ``{student: beta}``; a student's loss adds ``beta * ||z_teacher - z_student||^2``
+            on the posterior means.
+        teacher_latents
+            ``{student: z_teacher}`` from a frozen teacher. Where a student has a weight but no
+            teacher latent here, the other modality's posterior mean in this minibatch is
+            used, detached (the alternating schedule).
+        """
+        attention_weights = attention_weights or {}
+        teacher_latents = teacher_latents or {}
+        reconstruction, kl_local, extra = {}, {}, {}
+        total = 0.0
+        for modality in inference_outputs["modalities"]:
+            qz = inference_outputs[f"qz_{modality}"]
+            px = generative_outputs[f"px_{modality}"]
+            if modality == "rna":
+                rec = self.rna.reconstruction_loss(px, tensors[RNA_KEY])
+            else:
+                rec = self.epi.reconstruction_loss(
+                    px, inference_outputs["x_epi_prepared"], inference_outputs["epi_mask"]
+                )
+            kl = kl_standard_normal(qz)
+            reconstruction[modality] = rec
+            kl_local[modality] = kl
+            cell_loss = rec + kl_weight * kl
+            beta = attention_weights.get(modality, 0.0)
+            if beta > 0:
+                teacher = teacher_latents.get(modality)
+                if teacher is None:
+                    teacher = inference_outputs[f"qz_{other_modality(modality)}"].loc.detach()
+                distance = attention_distance(qz.loc, teacher)
+                extra[f"attention_{modality}"] = distance.mean().detach()
+                cell_loss = cell_loss + beta * distance
+            total = total + cell_loss.mean()
+        return LossOutput(
+            loss=total,
+            reconstruction_loss=reconstruction,
+            kl_local=kl_local,
+            extra_metrics=extra,
+        )

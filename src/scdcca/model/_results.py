@@ -1,0 +1,110 @@
+"""Write a trained model's results into a MuData under documented keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from mudata import MuData
+
+from scdcca import __version__
+from scdcca._constants import DENOISED_LAYER_KEY, LATENT_OBSM_KEY, UNS_KEY
+
+if TYPE_CHECKING:
+    from ._model import DCCA
+
+
+def result_locations(mdata: MuData, modalities: dict[str, str]) -> list[str]:
+    """Human-readable list of the places :func:`write_results` writes to that already exist."""
+    rna, epi = modalities["rna_layer"], modalities["epi_layer"]
+    taken = []
+    if LATENT_OBSM_KEY in mdata.obsm:
+        taken.append(f"mdata.obsm[{LATENT_OBSM_KEY!r}]")
+    for name in (rna, epi):
+        adata = mdata.mod[name]
+        if LATENT_OBSM_KEY in adata.obsm:
+            taken.append(f"mdata[{name!r}].obsm[{LATENT_OBSM_KEY!r}]")
+        if DENOISED_LAYER_KEY in adata.layers:
+            taken.append(f"mdata[{name!r}].layers[{DENOISED_LAYER_KEY!r}]")
+    if UNS_KEY in mdata.uns:
+        taken.append(f"mdata.uns[{UNS_KEY!r}]")
+    return taken
+
+
+def write_results(
+    model: DCCA,
+    mdata: MuData,
+    overwrite: bool = False,
+    epi_threshold: float | None = None,
+    rna_library_size: float = 1e4,
+    batch_size: int | None = None,
+) -> MuData:
+    """Write latents, denoised layers and settings of ``model`` into ``mdata``.
+
+    Keys written (see :mod:`scdcca._constants`):
+
+    - ``mdata.obsm["X_dcca"]``: joint latent, ``[z_rna, z_epi]`` side by side.
+    - ``mdata[rna].obsm["X_dcca"]`` and ``mdata[epi].obsm["X_dcca"]``: each modality's latent.
+    - ``mdata[rna].layers["dcca_denoised"]``: denoised expression, each cell scaled to
+      ``rna_library_size`` counts (ready for ``sc.pp.log1p``).
+    - ``mdata[epi].layers["dcca_denoised"]``: open probabilities at mean depth (sparse CSR
+      keeping values ``>= epi_threshold`` if that is given).
+    - ``mdata.uns["dcca"]``: the model settings and the schedule that produced them.
+
+    Parameters
+    ----------
+    model
+        A trained :class:`~scdcca.DCCA`.
+    mdata
+        MuData with the model's cells and features (the training MuData or one set up like it).
+    overwrite
+        Replace results already present. Without it, existing keys raise an error and
+        nothing is written.
+    epi_threshold
+        Keep the denoised epigenome sparse (see :meth:`DCCA.get_normalized_accessibility`).
+    rna_library_size
+        Total counts each denoised RNA profile is scaled to.
+    batch_size
+        Minibatch size for the getters.
+
+    Returns
+    -------
+    The same ``mdata``, for chaining.
+    """
+    modalities = model.modalities_
+    taken = result_locations(mdata, modalities)
+    if taken and not overwrite:
+        raise KeyError(
+            "DCCA results already exist in this MuData: "
+            + ", ".join(taken)
+            + ". Pass overwrite=True to replace them, or write into a copy."
+        )
+    rna, epi = modalities["rna_layer"], modalities["epi_layer"]
+    joint = model.get_latent_representation(mdata, modality="joint", batch_size=batch_size)
+    n_latent = joint.shape[1] // 2
+    rna_layer = model.get_normalized_expression(
+        mdata, library_size=rna_library_size, batch_size=batch_size, return_numpy=True
+    )
+    epi_layer = model.get_normalized_accessibility(
+        mdata, threshold=epi_threshold, batch_size=batch_size, return_numpy=True
+    )
+    mdata.obsm[LATENT_OBSM_KEY] = joint
+    mdata.mod[rna].obsm[LATENT_OBSM_KEY] = np.ascontiguousarray(joint[:, :n_latent])
+    mdata.mod[epi].obsm[LATENT_OBSM_KEY] = np.ascontiguousarray(joint[:, n_latent:])
+    mdata.mod[rna].layers[DENOISED_LAYER_KEY] = rna_layer.astype(np.float32, copy=False)
+    mdata.mod[epi].layers[DENOISED_LAYER_KEY] = epi_layer.astype(np.float32, copy=False)
+    init = model.init_params_.get("non_kwargs", {})
+    mdata.uns[UNS_KEY] = {
+        "scdcca_version": __version__,
+        "rna_modality": rna,
+        "epi_modality": epi,
+        "n_latent": int(n_latent),
+        "joint_latent": "mdata.obsm['X_dcca'] = [z_rna, z_epi]",
+        "rna_likelihood": str(init.get("rna_likelihood", "nb")),
+        "epi_likelihood": str(init.get("epi_likelihood", "bernoulli")),
+        "rna_denoised_library_size": float(rna_library_size),
+        "epi_denoised": "open probability at mean depth"
+        + ("" if epi_threshold is None else f", kept where >= {epi_threshold}"),
+        "schedule": [str(p["name"]) for p in model.schedule_],
+    }
+    return mdata

@@ -1,0 +1,100 @@
+"""The teacher/student schedules DCCA trains with."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from scdcca._constants import MODALITIES
+
+from ._module import other_modality
+
+ScheduleName = Literal["cycle", "alternating"]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of training.
+
+    Attributes
+    ----------
+    students
+        Modalities whose VAE is updated in this phase (``("rna",)``, ``("epi",)`` or both).
+    teacher
+        Frozen modality whose latent the student is pulled towards, ``None`` for none. In a
+        phase with both students each is pulled to the other's detached latent instead.
+    weights
+        Attention-transfer weight of each student.
+    """
+
+    students: tuple[str, ...]
+    teacher: str | None = None
+    weights: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def name(self) -> str:
+        """Readable label, for example ``"epi<-rna"`` or ``"rna"``."""
+        if len(self.students) == 2:
+            return "rna<->epi"
+        student = self.students[0]
+        return f"{student}<-{self.teacher}" if self.teacher else student
+
+    @property
+    def attention_weights(self) -> dict[str, float]:
+        """``{student: beta}`` as the module's loss takes it."""
+        return dict(self.weights)
+
+    def as_record(self) -> dict:
+        """Plain-dict form for histories and ``mdata.uns``."""
+        record = asdict(self)
+        record["name"] = self.name
+        return record
+
+
+def build_schedule(
+    schedule: ScheduleName = "cycle",
+    n_cycles: int = 1,
+    first_teacher: str = "rna",
+    beta1: float = 5.0,
+    beta2: float = 1.0,
+) -> list[Phase]:
+    """List the phases of a DCCA schedule.
+
+    Parameters
+    ----------
+    schedule
+        ``"cycle"``: the paper's schedule. The first teacher's VAE alone, the other VAE
+        alone, then ``n_cycles`` times: the other modality as student of the frozen first
+        teacher, then the first teacher as student of the frozen other.
+        ``"alternating"``: a single phase in which every minibatch updates both VAEs, each
+        pulled towards the other's detached latent.
+    n_cycles
+        Number of student/teacher rounds in the ``"cycle"`` schedule.
+    first_teacher
+        ``"rna"`` (the paper) or ``"epi"``.
+    beta1
+        Attention weight when the epigenome is the student (paper: 5).
+    beta2
+        Attention weight when RNA is the student (paper: 1).
+    """
+    if first_teacher not in MODALITIES:
+        raise ValueError(f"first_teacher must be 'rna' or 'epi', got {first_teacher!r}.")
+    if beta1 < 0 or beta2 < 0:
+        raise ValueError(f"Attention weights must be >= 0, got beta1={beta1}, beta2={beta2}.")
+    weight = {"epi": float(beta1), "rna": float(beta2)}
+    if schedule == "alternating":
+        return [Phase(students=MODALITIES, weights=tuple(weight.items()))]
+    if schedule != "cycle":
+        raise ValueError(f"schedule must be 'cycle' or 'alternating', got {schedule!r}.")
+    if n_cycles < 0:
+        raise ValueError(f"n_cycles must be >= 0, got {n_cycles}.")
+    teacher, student = first_teacher, other_modality(first_teacher)
+    phases = [Phase(students=(teacher,)), Phase(students=(student,))]
+    for _ in range(n_cycles):
+        phases.append(
+            Phase(students=(student,), teacher=teacher, weights=((student, weight[student]),))
+        )
+        phases.append(
+            Phase(students=(teacher,), teacher=student, weights=((teacher, weight[teacher]),))
+        )
+    return phases

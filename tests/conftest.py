@@ -1,0 +1,43 @@
+"""Shared fixtures: real paired datasets from ../shared/data and small trained models."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import mudata
+import pytest
+import scvi
+import torch
+
+import scdcca
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+KIDNEY_MODALITIES = {"rna_layer": "rna", "epi_layer": "atac"}
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+torch.set_num_threads(2)
+
+
+def read(name: str) -> mudata.MuData:
+    path = DATA / f"{name}.h5mu"
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    return mudata.read_h5mu(path)
+
+
+@pytest.fixture
+def kidney() -> mudata.MuData:
+    """A fresh copy of sci-CAR kidney for each test."""
+    return read("scicar_kidney")
+
+
+@pytest.fixture(scope="session")
+def trained_kidney() -> tuple[scdcca.DCCA, mudata.MuData]:
+    """A DCCA model briefly trained on sci-CAR kidney (shared; do not modify its MuData)."""
+    scvi.settings.seed = 0
+    mdata = read("scicar_kidney")
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(mdata)
+    model.train(max_epochs_per_phase=8, enable_progress_bar=False)
+    return model, mdata

@@ -1,0 +1,175 @@
+"""DCCA trained on real sci-CAR kidney data: losses, transfer, results, save/load."""
+
+from __future__ import annotations
+
+import mudata
+import numpy as np
+import pytest
+import scanpy as sc
+import scvi
+from scipy import sparse
+
+import scdcca
+from scdcca.cli import main as cli_main
+
+from .conftest import KIDNEY_MODALITIES, read
+
+
+def test_training_lowers_both_reconstruction_losses(trained_kidney):
+    model, _ = trained_kidney
+    epochs = model.history["epochs"]
+    rna = epochs[epochs.phase_name == "rna"]["reconstruction_rna"]
+    epi = epochs[epochs.phase_name == "epi"]["reconstruction_epi"]
+    assert rna.iloc[-1] < 0.95 * rna.iloc[0]
+    assert epi.iloc[-1] < 0.5 * epi.iloc[0]
+    phases = model.history["phases"]
+    assert list(phases["name"]) == ["rna", "epi", "epi<-rna", "rna<-epi"]
+    assert (phases["epochs"] > 0).all()
+
+
+def _mean_distance(model) -> float:
+    z_rna = model.get_latent_representation(modality="rna")
+    z_epi = model.get_latent_representation(modality="epi")
+    return float(((z_rna - z_epi) ** 2).sum(1).mean())
+
+
+def test_attention_transfer_pulls_latents_together(trained_kidney):
+    model, _ = trained_kidney
+    scvi.settings.seed = 0
+    mdata = read("scicar_kidney")
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    without = scdcca.DCCA(mdata)
+    without.train(max_epochs_per_phase=8, beta1=0.0, beta2=0.0, enable_progress_bar=False)
+    with_transfer, no_transfer = _mean_distance(model), _mean_distance(without)
+    print(
+        f"mean ||z_rna - z_epi||^2: with transfer {with_transfer:.2f}, without {no_transfer:.2f}"
+    )
+    assert with_transfer < 0.5 * no_transfer
+
+
+def test_latents_and_denoised_outputs(trained_kidney):
+    model, mdata = trained_kidney
+    joint = model.get_latent_representation()
+    z_rna = model.get_latent_representation(modality="rna")
+    assert joint.shape == (mdata.n_obs, 20)
+    np.testing.assert_allclose(joint[:, :10], z_rna, rtol=1e-5, atol=1e-6)
+    expr = model.get_normalized_expression(indices=np.arange(100))
+    assert expr.shape == (100, mdata["rna"].n_vars)
+    assert list(expr.columns) == list(mdata["rna"].var_names)
+    np.testing.assert_allclose(expr.sum(1), 1.0, rtol=1e-4)
+    acc = model.get_normalized_accessibility(indices=np.arange(100))
+    assert acc.shape == (100, mdata["atac"].n_vars)
+    assert ((acc.to_numpy() >= 0) & (acc.to_numpy() <= 1)).all()
+    thresholded = model.get_normalized_accessibility(indices=np.arange(100), threshold=0.05)
+    assert sparse.issparse(thresholded)
+    dense = acc.to_numpy()
+    np.testing.assert_allclose(thresholded.toarray(), np.where(dense >= 0.05, dense, 0), atol=1e-6)
+    # denoised accessibility is higher where peaks were observed open
+    observed = mdata["atac"].X[:100].toarray() > 0
+    assert dense[observed].mean() > 3 * dense[~observed].mean()
+
+
+def test_write_results_round_trip_and_scanpy(trained_kidney, tmp_path):
+    model, _ = trained_kidney
+    mdata = read("scicar_kidney")
+    model.write_results(mdata)
+    assert mdata.obsm["X_dcca"].shape == (mdata.n_obs, 20)
+    assert "rna" not in [k for k in mdata.obsm if k == "X_dcca"]
+    for name in ("rna", "atac"):
+        assert mdata[name].obsm["X_dcca"].shape == (mdata.n_obs, 10)
+        assert mdata[name].layers["dcca_denoised"].shape == mdata[name].shape
+    # modality masks that muon keeps in mdata.obsm are untouched
+    assert mdata.obsm["rna"].dtype == bool
+    path = tmp_path / "results.h5mu"
+    mdata.write_h5mu(path)
+    back = mudata.read_h5mu(path)
+    np.testing.assert_array_equal(back.obsm["X_dcca"], mdata.obsm["X_dcca"])
+    np.testing.assert_array_equal(
+        back["atac"].layers["dcca_denoised"], mdata["atac"].layers["dcca_denoised"]
+    )
+    assert back.uns["dcca"]["epi_modality"] == "atac"
+    assert list(back.uns["dcca"]["schedule"]) == ["rna", "epi", "epi<-rna", "rna<-epi"]
+    sc.pp.neighbors(back["rna"], use_rep="X_dcca")
+    sc.tl.umap(back["rna"])
+    assert back["rna"].obsm["X_umap"].shape == (mdata.n_obs, 2)
+
+
+def test_write_results_refuses_to_overwrite(trained_kidney):
+    model, _ = trained_kidney
+    mdata = read("scicar_kidney")
+    model.write_results(mdata)
+    before = mdata.obsm["X_dcca"].copy()
+    mdata["rna"].layers["dcca_denoised"][:] = -1
+    with pytest.raises(KeyError, match="overwrite=True"):
+        model.write_results(mdata)
+    assert (mdata["rna"].layers["dcca_denoised"] == -1).all()
+    model.write_results(mdata, overwrite=True)
+    assert (mdata["rna"].layers["dcca_denoised"] >= 0).all()
+    np.testing.assert_allclose(mdata.obsm["X_dcca"], before, rtol=1e-5)
+
+
+def test_sparse_threshold_layer(trained_kidney):
+    model, _ = trained_kidney
+    mdata = read("scicar_kidney")
+    model.write_results(mdata, epi_threshold=0.1)
+    assert sparse.issparse(mdata["atac"].layers["dcca_denoised"])
+
+
+def test_save_load_gives_identical_latents(trained_kidney, tmp_path):
+    model, mdata = trained_kidney
+    model.save(tmp_path / "kidney_model", save_anndata=True)
+    loaded = scdcca.DCCA.load(tmp_path / "kidney_model")
+    np.testing.assert_array_equal(
+        loaded.get_latent_representation(), model.get_latent_representation()
+    )
+    assert loaded.history["phases"].equals(model.history["phases"])
+    assert loaded.schedule_ == model.schedule_
+    with_data = scdcca.DCCA.load(tmp_path / "kidney_model", adata=mdata)
+    np.testing.assert_array_equal(
+        with_data.get_latent_representation(modality="epi"),
+        model.get_latent_representation(modality="epi"),
+    )
+
+
+def test_alternating_schedule_trains_both_vaes():
+    scvi.settings.seed = 0
+    mdata = read("scicar_kidney")
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(mdata)
+    model.train(schedule="alternating", max_epochs_per_phase=6, enable_progress_bar=False)
+    epochs = model.history["epochs"]
+    assert set(epochs["phase_name"]) == {"rna<->epi"}
+    assert epochs["reconstruction_rna"].iloc[-1] < epochs["reconstruction_rna"].iloc[0]
+    assert epochs["reconstruction_epi"].iloc[-1] < epochs["reconstruction_epi"].iloc[0]
+    assert epochs["attention_distance"].iloc[-1] < epochs["attention_distance"].iloc[0]
+
+
+def test_zinb_and_gaussian_options_train():
+    scvi.settings.seed = 0
+    mdata = read("scicar_kidney")[:600].copy()
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(mdata, rna_likelihood="zinb", epi_likelihood="gaussian", n_latent=5)
+    model.train(max_epochs_per_phase=2, enable_progress_bar=False)
+    assert np.isfinite(model.history["epochs"]["validation_loss"]).all()
+    assert model.get_latent_representation().shape == (600, 10)
+
+
+def test_demo_command_writes_results(tmp_path, capsys):
+    out, png = tmp_path / "demo.h5mu", tmp_path / "demo.png"
+    cli_main(
+        [
+            "demo",
+            "--out",
+            str(out),
+            "--png",
+            str(png),
+            "--max-epochs-per-phase",
+            "2",
+            "--no-progress-bar",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert "ARI" in printed
+    assert png.stat().st_size > 10_000
+    back = mudata.read_h5mu(out)
+    assert back.obsm["X_dcca"].shape == (back.n_obs, 20)
