@@ -196,7 +196,7 @@ class DCCA(BaseModelClass):
         beta2: float = 1.0,
         lr: float = 1e-3,
         batch_size: int = 128,
-        patience: int = 10,
+        patience: int = 5,
         train_size: float = 0.9,
         validation_size: float | None = None,
         accelerator: str = "auto",

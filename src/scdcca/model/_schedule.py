@@ -52,7 +52,7 @@ class Phase:
 
 
 def build_schedule(
-    schedule: ScheduleName = "cycle",
+    schedule: ScheduleName | list[Phase] = "cycle",
     n_cycles: int = 1,
     first_teacher: str = "rna",
     beta1: float = 5.0,
@@ -67,7 +67,7 @@ def build_schedule(
         alone, then ``n_cycles`` times: the other modality as student of the frozen first
         teacher, then the first teacher as student of the frozen other.
         ``"alternating"``: a single phase in which every minibatch updates both VAEs, each
-        pulled towards the other's detached latent.
+        pulled towards the other's detached latent. A list of :class:`Phase` is used as it is.
     n_cycles
         Number of student/teacher rounds in the ``"cycle"`` schedule.
     first_teacher
@@ -82,6 +82,10 @@ def build_schedule(
     if beta1 < 0 or beta2 < 0:
         raise ValueError(f"Attention weights must be >= 0, got beta1={beta1}, beta2={beta2}.")
     weight = {"epi": float(beta1), "rna": float(beta2)}
+    if isinstance(schedule, list | tuple):
+        if not all(isinstance(p, Phase) for p in schedule):
+            raise TypeError("A custom schedule must be a list of `scdcca.model.Phase`.")
+        return list(schedule)
     if schedule == "alternating":
         return [Phase(students=MODALITIES, weights=tuple(weight.items()))]
     if schedule != "cycle":

@@ -57,7 +57,9 @@ class DCCATrainingPlan(TrainingPlan):
     n_epochs_kl_warmup
         Epochs over which the KL weight rises linearly to 1, the first time a VAE trains.
     weight_decay, eps
-        Adam settings.
+        Adam settings. ``eps`` is PyTorch's default, not scvi-tools' 0.01: with binary
+        epigenome input most first-layer weights see a gradient in a few cells per epoch, and
+        a large ``eps`` all but freezes them.
     """
 
     def __init__(
@@ -68,11 +70,11 @@ class DCCATrainingPlan(TrainingPlan):
         max_epochs_per_phase: int = 200,
         lr: float = 1e-3,
         lr_decay: float = 0.1,
-        patience: int = 10,
-        min_relative_improvement: float = 1e-4,
+        patience: int = 5,
+        min_relative_improvement: float = 1e-3,
         n_epochs_kl_warmup: int = 10,
         weight_decay: float = 1e-6,
-        eps: float = 0.01,
+        eps: float = 1e-8,
     ):
         super().__init__(
             module,
