@@ -163,10 +163,10 @@ class DCCATrainingPlan(TrainingPlan):
 
     # ----------------------------------------------------------------- steps
     def _phase_loss(self, batch: dict, teacher_latents: dict | None = None):
-        """Forward the phase's students; return the loss output and the students' loss."""
+        """Forward the students (both modalities outside training); inference and loss."""
         phase = self.phase
         modalities = MODALITIES if not self.training else phase.students
-        _, _, output = self.module(
+        inference, _, output = self.module(
             batch,
             inference_kwargs={"modalities": modalities},
             loss_kwargs={
@@ -175,7 +175,7 @@ class DCCATrainingPlan(TrainingPlan):
                 "teacher_latents": teacher_latents,
             },
         )
-        return output
+        return inference, output
 
     def _teacher_latents(self, batch: dict) -> dict | None:
         teacher = self.phase.teacher
@@ -202,7 +202,7 @@ class DCCATrainingPlan(TrainingPlan):
         if self.finished:
             return None
         optimizers = self._optimizers_by_modality()
-        output = self._phase_loss(batch, self._teacher_latents(batch))
+        _, output = self._phase_loss(batch, self._teacher_latents(batch))
         if not torch.isfinite(output.loss):
             raise TrainingDivergedError(
                 f"The loss became {float(output.loss)} in phase {self.phase_index} "
@@ -222,7 +222,7 @@ class DCCATrainingPlan(TrainingPlan):
         """Students' loss on held-out cells, plus both reconstructions and their distance."""
         if self.finished:
             return
-        output = self._phase_loss(batch)
+        inference, output = self._phase_loss(batch)
         phase = self.phase
         student_loss = sum(
             output.reconstruction_loss[m].mean()
@@ -232,10 +232,8 @@ class DCCATrainingPlan(TrainingPlan):
         )
         n_obs = output.n_obs_minibatch
         self._accumulate("validation", output, n_obs, student_loss)
-        # posterior means (eval mode), the same quantity attention transfer pulls together
-        distance = attention_distance(
-            self.module.posterior_mean("rna", batch), self.module.posterior_mean("epi", batch)
-        )
+        # in evaluation mode z is the posterior mean, which attention transfer pulls together
+        distance = attention_distance(inference["z_rna"], inference["z_epi"])
         self._sums["validation"]["attention_distance"] += float(distance.sum())
 
     # ----------------------------------------------------------------- epoch end
@@ -270,7 +268,7 @@ class DCCATrainingPlan(TrainingPlan):
         }
         source = validation or train
         for key in _SUMMED[1:]:
-            record[key] = source.get(key, math.nan) if source.get("loss") is not None else math.nan
+            record[key] = source.get(key, math.nan)
         self.epoch_records.append(record)
         self.log("phase", float(self.phase_index), prog_bar=True)
         self.log("train_loss", record["train_loss"], prog_bar=True)
