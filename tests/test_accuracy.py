@@ -3,8 +3,9 @@
 KMeans with k = number of labels, ARI averaged over 3 KMeans seeds. Reference DCCA code
 (measured on the same files): kidney RNA latent 0.34, ATAC latent 0.27; Paired-Tag 0.53.
 The issue's targets (kidney joint >= 0.35, Paired-Tag joint >= 0.53) are NOT reached yet:
-with seed 0 this build gives kidney joint 0.316 and Paired-Tag joint 0.504. The thresholds
-below guard what is reached, so that a change that loses accuracy fails.
+with seed 0 and the default (alternating) schedule this build gives kidney joint 0.338 and
+Paired-Tag joint 0.513 (benchmarks/README.md). The thresholds below guard what is reached,
+so that a change that loses accuracy fails.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ def test_kidney_joint_beats_reference_and_transfer_helps_atac():
     model, mdata = _train("scicar_kidney", "atac")
     joint = _ari(model, mdata, "joint", "cell_type")
     epi = _ari(model, mdata, "epi", "cell_type")
-    alone, _ = _train("scicar_kidney", "atac", n_cycles=0)
+    alone, _ = _train("scicar_kidney", "atac", schedule="cycle", n_cycles=0)
     epi_alone = _ari(alone, mdata, "epi", "cell_type")
     print(f"kidney ARI: joint {joint:.3f}, atac with transfer {epi:.3f}, without {epi_alone:.3f}")
-    assert joint >= 0.28
+    assert joint >= 0.30
     assert epi > epi_alone + 0.05
 
 

@@ -39,7 +39,9 @@ def test_attention_transfer_pulls_latents_together(trained_kidney):
     mdata = read("scicar_kidney")
     scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
     without = scdcca.DCCA(mdata)
-    without.train(max_epochs_per_phase=8, beta1=0.0, beta2=0.0, enable_progress_bar=False)
+    without.train(
+        schedule="cycle", max_epochs_per_phase=8, beta1=0.0, beta2=0.0, enable_progress_bar=False
+    )
     with_transfer, no_transfer = _mean_distance(model), _mean_distance(without)
     print(
         f"mean ||z_rna - z_epi||^2: with transfer {with_transfer:.2f}, without {no_transfer:.2f}"
