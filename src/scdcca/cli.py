@@ -54,7 +54,8 @@ def run_demo(
     }.items():
         result = scdcca.tl.clustering_scores(embedding, mdata.obs["cell_type"])
         scores[key] = {"ari": result["ari"], "nmi": result["nmi"]}
-    print("KMeans (k = 14 cell types, 3 seeds) against published labels:")
+    n_types = mdata.obs["cell_type"].nunique()
+    print(f"KMeans (k = {n_types} cell types, 3 seeds) against published labels:")
     for key, value in scores.items():
         print(f"  {key:>5} latent: ARI {value['ari']:.3f}  NMI {value['nmi']:.3f}")
     print(f"wrote {out} (obsm/layers 'X_dcca', 'dcca_denoised') and {png}")
