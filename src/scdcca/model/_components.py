@@ -10,15 +10,68 @@ from torch import nn
 from torch.distributions import Normal
 from torch.nn import functional as F
 
+from ._sparse import (
+    SparseInputLinear,
+    csr_parts,
+    csr_rows,
+    is_sparse,
+    nonzero_entries,
+    row_sums,
+    to_csr,
+    with_values,
+)
+
 RNALikelihood = Literal["nb", "zinb"]
 EpiLikelihood = Literal["bernoulli", "gaussian"]
+#: Missing epigenome entries: ``(rows, cols)`` (Bernoulli), a dense observed mask (Gaussian).
+Missing = tuple[torch.Tensor, torch.Tensor] | torch.Tensor | None
+_EPS = 1e-8
+
+
+def negative_binomial_nll(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Negative-binomial negative log-likelihood per cell, for dense or CSR counts.
+
+    ``log NB(x) = theta log(theta / (theta + mu)) + x log(mu / (theta + mu))
+    + lgamma(x + theta) - lgamma(theta) - lgamma(x + 1)``: only the first term is non-zero
+    where ``x = 0``, so the log-gamma terms are evaluated at the non-zero counts alone.
+    """
+    theta = theta.expand(mu.shape[-1]) if theta.dim() <= 1 else theta
+    log_theta_mu = torch.log(theta + mu + _EPS)
+    log_likelihood = (theta * (torch.log(theta + _EPS) - log_theta_mu)).sum(-1)
+    rows, cols, counts = nonzero_entries(x)
+    theta_nz = theta[cols] if theta.dim() == 1 else theta[rows, cols]
+    at_counts = (
+        counts * (torch.log(mu[rows, cols] + _EPS) - log_theta_mu[rows, cols])
+        + torch.lgamma(counts + theta_nz)
+        - torch.lgamma(theta_nz)
+        - torch.lgamma(counts + 1.0)
+    )
+    return -log_likelihood.index_add(0, rows, at_counts.to(log_likelihood.dtype))
+
+
+def bernoulli_nll(
+    logits: torch.Tensor, x: torch.Tensor, missing: tuple[torch.Tensor, torch.Tensor] | None
+) -> torch.Tensor:
+    """Bernoulli negative log-likelihood per cell from logits, for 0/1 calls (dense or CSR).
+
+    ``-log p(x) = softplus(l) - x l``: a dense softplus plus a correction at the ones;
+    missing entries ``(rows, cols)`` are taken out again.
+    """
+    nll = F.softplus(logits).sum(-1)
+    rows, cols, calls = nonzero_entries(x)
+    nll = nll.index_add(0, rows, -calls * logits[rows, cols])
+    if missing is not None:
+        missing_rows, missing_cols = missing
+        nll = nll.index_add(0, missing_rows, -F.softplus(logits[missing_rows, missing_cols]))
+    return nll
 
 
 class MLP(nn.Module):
     """Fully connected stack ``Linear -> LayerNorm -> ReLU -> Dropout`` with a batch shift.
 
     The batch covariate enters as a learned shift of the first hidden layer, which is the
-    same as concatenating a one-hot batch vector to the input but costs no dense copy.
+    same as concatenating a one-hot batch vector to the input but costs no dense copy. The
+    first layer takes dense or sparse (CSR) input; sparse input stays sparse.
     """
 
     def __init__(
@@ -30,7 +83,7 @@ class MLP(nn.Module):
         dropout_rate: float = 0.1,
     ):
         super().__init__()
-        self.first = nn.Linear(n_input, n_hidden)
+        self.first = SparseInputLinear(n_input, n_hidden)
         self.batch_shift = nn.Embedding(n_batch, n_hidden) if n_batch > 1 else None
         blocks: list[nn.Module] = [nn.LayerNorm(n_hidden), nn.ReLU(), nn.Dropout(dropout_rate)]
         for _ in range(n_layers - 1):
@@ -69,7 +122,7 @@ class GaussianEncoder(nn.Module):
     def forward(self, x: torch.Tensor, batch_index: torch.Tensor | None = None) -> Normal:
         h = self.body(x, batch_index)
         scale = torch.sqrt(F.softplus(self.raw_var(h)) + 1e-4)
-        return Normal(self.mean(h), scale)
+        return Normal(self.mean(h), scale, validate_args=False)  # NaN: TrainingDivergedError
 
 
 def kl_standard_normal(qz: Normal) -> torch.Tensor:
@@ -109,11 +162,16 @@ class RNAVAE(nn.Module):
     @staticmethod
     def library(x: torch.Tensor) -> torch.Tensor:
         """Observed library size of each cell, shape ``(n_cells, 1)``."""
-        return x.sum(-1, keepdim=True)
+        return row_sums(x)
 
     def encode(self, x: torch.Tensor, batch_index: torch.Tensor | None = None) -> Normal:
         """Posterior over ``z_rna`` from raw counts (log-normalised internally)."""
         lib = self.library(x).clamp(min=1.0)
+        if is_sparse(x):
+            x = to_csr(x)
+            crow, _, counts = csr_parts(x)
+            scaled = counts / lib.squeeze(-1)[csr_rows(crow)] * 1e4
+            return self.encoder(with_values(x, torch.log1p(scaled)), batch_index)
         return self.encoder(torch.log1p(x / lib * 1e4), batch_index)
 
     def decode(
@@ -135,8 +193,10 @@ class RNAVAE(nn.Module):
 
     @staticmethod
     def reconstruction_loss(px, x: torch.Tensor) -> torch.Tensor:
-        """Negative log-likelihood of the counts per cell."""
-        return -px.log_prob(x).sum(-1)
+        """Negative log-likelihood of the counts per cell (dense or CSR counts)."""
+        if isinstance(px, ZeroInflatedNegativeBinomial):
+            return -px.log_prob(x.to_dense() if is_sparse(x) else x).sum(-1)
+        return negative_binomial_nll(x, px.mu, px.theta)
 
     @staticmethod
     def normalized(px) -> torch.Tensor:
@@ -177,24 +237,31 @@ class EpigenomeVAE(nn.Module):
         self.log_var = nn.Parameter(torch.zeros(n_regions)) if likelihood == "gaussian" else None
         self.register_buffer("log_mean_depth", torch.tensor(float(log_mean_depth)))
 
-    def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Return the model's view of the data and the mask of observed entries.
+    def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, Missing]:
+        """Return the model's view of the data and where entries are missing.
 
-        Bernoulli: calls are binarised (``x > 0``). Missing entries (NaN) become 0 with a mask.
+        Bernoulli: calls become a CSR tensor of 0/1 (``x > 0``), missing entries (NaN) are
+        returned as ``(rows, cols)`` and set to 0. Gaussian: a dense tensor and a dense mask
+        of observed entries (``None`` when nothing is missing).
         """
-        mask = None
-        if torch.isnan(x).any():
-            mask = ~torch.isnan(x)
-            x = torch.nan_to_num(x, nan=0.0)
-        if self.likelihood == "bernoulli":
-            x = (x > 0).to(x.dtype)
-        return x, mask
+        if self.likelihood != "bernoulli":
+            x = x.to_dense() if is_sparse(x) else x
+            if not torch.isnan(x).any():
+                return x, None
+            return torch.nan_to_num(x, nan=0.0), ~torch.isnan(x)
+        x = to_csr(x)
+        crow, col, values = csr_parts(x)
+        missing = None
+        nan = torch.isnan(values)
+        if nan.any():
+            missing = (csr_rows(crow)[nan], col[nan])
+        return with_values(x, (values > 0).to(values.dtype)), missing
 
     def library(self, x: torch.Tensor) -> torch.Tensor:
         """Log depth offset relative to the training mean, shape ``(n_cells, 1)``."""
         if self.likelihood != "bernoulli":
             return torch.zeros(x.shape[0], 1, device=x.device, dtype=x.dtype)
-        return torch.log1p(x.sum(-1, keepdim=True)) - self.log_mean_depth
+        return torch.log1p(row_sums(x)) - self.log_mean_depth
 
     def encode(self, x: torch.Tensor, batch_index: torch.Tensor | None = None) -> Normal:
         """Posterior over ``z_epi`` from the prepared (binary or continuous) input."""
@@ -213,14 +280,13 @@ class EpigenomeVAE(nn.Module):
         return Normal(out, torch.exp(0.5 * self.log_var), validate_args=False)
 
     @staticmethod
-    def reconstruction_loss(px, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Negative log-likelihood per cell over the observed entries."""
+    def reconstruction_loss(px, x: torch.Tensor, missing: Missing = None) -> torch.Tensor:
+        """Negative log-likelihood per cell over the observed entries (see :meth:`prepare`)."""
         if isinstance(px, torch.distributions.Bernoulli):
-            nll = F.binary_cross_entropy_with_logits(px.logits, x, reduction="none")
-        else:
-            nll = -px.log_prob(x)
-        if mask is not None:
-            nll = nll * mask
+            return bernoulli_nll(px.logits, x, missing)
+        nll = -px.log_prob(x)
+        if missing is not None:
+            nll = nll * missing
         return nll.sum(-1)
 
     @staticmethod

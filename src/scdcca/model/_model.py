@@ -13,7 +13,6 @@ import torch
 from mudata import MuData
 from scipy import sparse
 from scvi.data import AnnDataManager, fields
-from scvi.dataloaders import DataSplitter
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
@@ -21,6 +20,7 @@ from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, RNA_KEY
 
 from . import _validation as validate
 from ._components import EpiLikelihood, RNALikelihood
+from ._data import SparseDataSplitter
 from ._module import DCCAModule
 from ._results import write_results
 from ._schedule import ScheduleName, build_schedule
@@ -67,7 +67,7 @@ class DCCA(BaseModelClass):
 
     _module_cls = DCCAModule
     _training_plan_cls = DCCATrainingPlan
-    _data_splitter_cls = DataSplitter
+    _data_splitter_cls = SparseDataSplitter
     _train_runner_cls = TrainRunner
 
     def __init__(
@@ -83,13 +83,7 @@ class DCCA(BaseModelClass):
         super().__init__(mdata)
         args = self.adata_manager.registry["setup_args"]
         self.modalities_ = dict(args["modalities"])
-        rna = self.adata_manager.get_from_registry(RNA_KEY)
-        epi = self.adata_manager.get_from_registry(EPI_KEY)
-        names = {"rna": self.modalities_["rna_layer"], "epi": self.modalities_["epi_layer"]}
-        validate.check_rna_counts(rna, names["rna"], args["rna_layer"])
-        validate.check_finite(epi, names["epi"], args["epi_layer"])
-        if epi_likelihood == "bernoulli":
-            validate.check_binary(epi, names["epi"], args["epi_layer"], args["binarize_epi"])
+        rna, epi = validate.check_model_input(self.adata_manager, rna_likelihood, epi_likelihood)
         self.module = self._module_cls(
             n_genes=rna.shape[1],
             n_regions=epi.shape[1],
@@ -148,28 +142,48 @@ class DCCA(BaseModelClass):
         modalities
             Which modality plays which role, for example
             ``{"rna_layer": "rna", "epi_layer": "atac"}``.
+
+        Notes
+        -----
+        Every value is checked in one streamed pass (blocks of rows; nothing is densified):
+        NaN or infinite values anywhere, RNA that is not raw counts, unpaired or duplicated
+        cells, duplicated features, missing modalities, layers or ``obs`` keys raise an error
+        that names the modality and the fix; an epigenome that is not 0/1 is refused when the
+        model is built with the Bernoulli likelihood (unless ``binarize_epi=True``). Cells
+        without counts and features that are zero everywhere give a warning saying how many
+        (``InputWarning``, a ``UserWarning``).
+
+        Accepted as they are: NumPy arrays in any order and of any integer, float or bool
+        dtype, SciPy CSR and CSC matrices and arrays (CSC works but is read more slowly, with a
+        warning), dask arrays and backed MuData (``mudata.read_h5mu(path, backed=True)``).
+
+        The MuData is not modified, except for the fields scvi-tools registers
+        (``mdata.obs["_scvi_batch"]``, ``mdata.uns["_scvi_uuid"]`` and
+        ``mdata.uns["_scvi_manager_uuid"]``); results are only written by
+        :meth:`write_results`.
         """
         modalities = dict(modalities or {})
-        validate.check_modality_names(mdata, modalities)
-        validate.check_paired_cells(mdata, modalities)
         batch_modality = modalities.get("batch_key")
-        if batch_key is not None:
-            obs = mdata.obs if batch_modality is None else mdata.mod[batch_modality].obs
-            if batch_key not in obs:
-                where = "mdata.obs" if batch_modality is None else f"mdata[{batch_modality!r}].obs"
-                raise KeyError(
-                    f"batch_key {batch_key!r} is not a column of {where}; columns are "
-                    f"{list(obs.columns)}. If it lives in a modality's obs, run `mdata.update()` "
-                    "or pass modalities={'batch_key': <modality>}."
-                )
         setup_method_args = cls._get_setup_method_args(**locals())
         setup_method_args["setup_args"]["modalities"] = modalities
+        scanned = validate.check_setup(
+            mdata,
+            modalities,
+            rna_layer,
+            epi_layer,
+            batch_key,
+            batch_modality,
+            source_registry=kwargs.get("source_registry"),
+        )
+        # counts are checked in full above; scvi's format correction would replace the user's
+        # non-C-contiguous arrays, so the data are read as they are
         mudata_fields = [
             fields.MuDataLayerField(
                 RNA_KEY,
                 rna_layer,
                 mod_key=modalities["rna_layer"],
-                is_count_data=True,
+                is_count_data=False,
+                correct_data_format=False,
                 mod_required=True,
             ),
             fields.MuDataLayerField(
@@ -177,13 +191,20 @@ class DCCA(BaseModelClass):
                 epi_layer,
                 mod_key=modalities["epi_layer"],
                 is_count_data=False,
+                correct_data_format=False,
                 mod_required=True,
             ),
             fields.MuDataCategoricalObsField(BATCH_KEY, batch_key, mod_key=batch_modality),
         ]
         adata_manager = AnnDataManager(fields=mudata_fields, setup_method_args=setup_method_args)
         adata_manager.register_fields(mdata, **kwargs)
+        validate.remember(adata_manager, scanned)
         cls.register_manager(adata_manager)
+
+    def _validate_anndata(self, adata: MuData | None = None, copy_if_view: bool = True) -> MuData:
+        """Check a MuData the model was not set up with, then let scvi-tools transfer it."""
+        validate.check_data_for_model(self, adata)
+        return super()._validate_anndata(adata, copy_if_view=copy_if_view)
 
     # ------------------------------------------------------------------ training
     def train(
@@ -270,18 +291,23 @@ class DCCA(BaseModelClass):
             devices=devices,
             **trainer_kwargs,
         )
+        sigint_handler = signal.getsignal(signal.SIGINT)
         try:
             runner()
-        except (KeyboardInterrupt, SystemExit) as interruption:
-            # Lightning turns Ctrl+C into SystemExit after restoring the best weights
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            if not plan.epoch_records and not plan.phase_records:
+        except BaseException as interruption:
+            # Lightning calls no LightningModule hook on errors: back to the best weights here.
+            # It also ignores further Ctrl+C and turns the KeyboardInterrupt into SystemExit(1).
+            plan.on_exception(interruption)
+            if not validate.is_interruption(interruption):
                 raise
+            validate.restore_sigint(sigint_handler)
+            if not plan.epoch_records and not plan.phase_records:
+                raise KeyboardInterrupt(
+                    "Training was interrupted before its first epoch ended: the model is untrained"
+                ) from interruption
             logger.warning("Training interrupted: keeping the best weights reached so far.")
             self.module.eval()
             self.is_trained_ = True
-            if isinstance(interruption, SystemExit) and interruption.code not in (0, 1):
-                raise
         finally:
             self._record_history(plan, schedule)
 
@@ -300,7 +326,9 @@ class DCCA(BaseModelClass):
         batch_size: int | None,
     ) -> Iterator[dict[str, torch.Tensor]]:
         mdata = self._validate_anndata(mdata)
-        loader = self._make_data_loader(adata=mdata, indices=indices, batch_size=batch_size)
+        loader = self._make_data_loader(
+            adata=mdata, indices=indices, batch_size=batch_size, load_sparse_tensor=True
+        )
         self.module.eval()
         yield from loader
 

@@ -128,7 +128,7 @@ class DCCAModule(BaseModuleClass):
                 raise ValueError(f"No {modality} data in the minibatch.")
             vae = self.vae(modality)
             if modality == "epi":
-                x, out["epi_mask"] = vae.prepare(x)
+                x, out["epi_missing"] = vae.prepare(x)
                 out["x_epi_prepared"] = x
             qz = vae.encode(x, batch_index)
             out[f"qz_{modality}"] = qz
@@ -182,7 +182,7 @@ class DCCAModule(BaseModuleClass):
                 rec = self.rna.reconstruction_loss(px, tensors[RNA_KEY])
             else:
                 rec = self.epi.reconstruction_loss(
-                    px, inference_outputs["x_epi_prepared"], inference_outputs["epi_mask"]
+                    px, inference_outputs["x_epi_prepared"], inference_outputs["epi_missing"]
                 )
             kl = kl_standard_normal(qz)
             reconstruction[modality] = rec

@@ -30,6 +30,11 @@ _SUMMED = (
 )
 
 
+def _fast_adam_options() -> dict:
+    """Fused Adam (one kernel per step instead of one per parameter and operation)."""
+    return {"fused": True}
+
+
 class TrainingDivergedError(FloatingPointError):
     """Raised when a loss becomes NaN or infinite; the model keeps its last finite weights."""
 
@@ -111,7 +116,7 @@ class DCCATrainingPlan(TrainingPlan):
     def _start_phase(self) -> None:
         self._phase_epoch = 0
         self._best_loss = math.inf
-        self._best_state: dict | None = None
+        self._best_state: dict | None = self._students_state()  # restorable from the start
         self._bad_epochs = 0
         self._lr_decayed = False
         self._current_lr = self.lr
@@ -146,6 +151,7 @@ class DCCATrainingPlan(TrainingPlan):
                 lr=self.lr,
                 eps=self.eps,
                 weight_decay=self.weight_decay,
+                **_fast_adam_options(),
             )
             for m in MODALITIES
         ]
