@@ -21,6 +21,7 @@ from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, RNA_KEY
 from . import _validation as validate
 from ._components import EpiLikelihood, RNALikelihood
 from ._data import SparseDataSplitter
+from ._distributed import is_ddp, is_rank_zero
 from ._module import DCCAModule
 from ._results import write_results
 from ._schedule import ScheduleName, build_schedule
@@ -261,7 +262,10 @@ class DCCA(BaseModelClass):
         datasplitter_kwargs
             More arguments of :class:`scvi.dataloaders.DataSplitter`.
         **trainer_kwargs
-            Passed to :class:`scvi.train.Trainer` (``strategy``, ``num_nodes``, ...).
+            Passed to :class:`scvi.train.Trainer` (``strategy``, ``num_nodes``, ...). For
+            several devices or nodes use ``strategy="ddp_find_unused_parameters_true"`` (the
+            paper's schedule leaves the teacher's weights without gradients); each process
+            then sees its share of the cells and the plan averages losses over all of them.
         """
         phases = build_schedule(schedule, n_cycles, first_teacher, beta1, beta2)
         plan = self._training_plan_cls(
@@ -272,12 +276,16 @@ class DCCA(BaseModelClass):
             patience=patience,
             **(plan_kwargs or {}),
         )
+        datasplitter_kwargs = dict(datasplitter_kwargs or {})
+        datasplitter_kwargs.setdefault(
+            "distributed_sampler", is_ddp(trainer_kwargs.get("strategy"))
+        )
         splitter = self._data_splitter_cls(
             self.adata_manager,
             train_size=train_size,
             validation_size=validation_size,
             batch_size=batch_size,
-            **(datasplitter_kwargs or {}),
+            **datasplitter_kwargs,
         )
         trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
         trainer_kwargs.setdefault("early_stopping", False)
@@ -310,6 +318,11 @@ class DCCA(BaseModelClass):
             self.is_trained_ = True
         finally:
             self._record_history(plan, schedule)
+
+    def save(self, dir_path: str, *args, **kwargs) -> None:
+        """Save the model (see :meth:`scvi.model.base.BaseModelClass.save`); rank 0 only."""
+        if is_rank_zero():
+            super().save(dir_path, *args, **kwargs)
 
     def _record_history(self, plan: DCCATrainingPlan, schedule: str) -> None:
         history = dict(getattr(self, "history_", None) or {})
@@ -465,7 +478,12 @@ class DCCA(BaseModelClass):
         rna_library_size: float = 1e4,
         batch_size: int | None = None,
     ) -> MuData:
-        """Write latents and denoised layers into a MuData (see :func:`write_results`)."""
+        """Write latents and denoised layers into a MuData (see :func:`write_results`).
+
+        In distributed training only rank 0 writes; other ranks return ``mdata`` untouched.
+        """
+        if not is_rank_zero():
+            return self.adata if mdata is None else mdata
         return write_results(
             self,
             self.adata if mdata is None else mdata,

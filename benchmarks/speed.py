@@ -1,0 +1,127 @@
+"""Per-epoch time and peak memory of scdcca and scvi-tools MULTIVI, side by side, one process.
+
+Usage::
+
+    python benchmarks/speed.py [--dataset scicar_kidney] [--epochs 6] [--batch-size 128]
+                               [--threads 2] [--skip-multivi]
+
+Both models train on the same real MuData with the same batch size and number of epochs,
+without validation passes (so an epoch is the same amount of data for both). scdcca runs the
+alternating schedule, where every minibatch updates both VAEs: one scdcca epoch trains
+RNA and epigenome once, as one MULTIVI epoch does. Reported: median epoch time after the
+first epoch, cells/s, peak RSS of the process during training, and the fraction of the
+compute floor (matrix FLOPs of one epoch over this machine's measured float32 GEMM rate).
+Writes a markdown table to ``benchmarks/output/speed.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import warnings
+from pathlib import Path
+
+import mudata
+import scvi
+import torch
+
+import scdcca
+from _timing import EpochTimer, PeakRSS, dcca_flops_per_cell, matmul_gflops
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+EPIGENOME = {"scicar_kidney": "atac", "pairedtag_h3k4me3": "histone", "scicar_a549": "atac"}
+NO_VALIDATION = {"check_val_every_n_epoch": 10**6, "enable_progress_bar": False}
+
+
+def time_dcca(mdata: mudata.MuData, epi: str, epochs: int, batch_size: int) -> dict:
+    scdcca.DCCA.setup_mudata(mdata, modalities={"rna_layer": "rna", "epi_layer": epi})
+    model = scdcca.DCCA(mdata)
+    timer = EpochTimer()
+    with PeakRSS() as memory:
+        model.train(
+            max_epochs_per_phase=epochs,
+            patience=10**6,
+            batch_size=batch_size,
+            callbacks=[timer],
+            **NO_VALIDATION,
+        )
+    return {"timer": timer, "rss": memory.gib}
+
+
+def time_multivi(mdata: mudata.MuData, epi: str, epochs: int, batch_size: int) -> dict:
+    scvi.model.MULTIVI.setup_mudata(mdata, modalities={"rna_layer": "rna", "atac_layer": epi})
+    model = scvi.model.MULTIVI(mdata, n_genes=mdata["rna"].n_vars, n_regions=mdata[epi].n_vars)
+    timer = EpochTimer()
+    with PeakRSS() as memory:
+        model.train(
+            max_epochs=epochs,
+            batch_size=batch_size,
+            early_stopping=False,
+            callbacks=[timer],
+            **NO_VALIDATION,
+        )
+    return {"timer": timer, "rss": memory.gib}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", default="scicar_kidney", choices=list(EPIGENOME))
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-multivi", action="store_true")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    scvi.settings.seed = 0
+    epi = EPIGENOME[args.dataset]
+    path = DATA / f"{args.dataset}.h5mu"
+
+    runs = {
+        "scdcca (alternating)": time_dcca(
+            mudata.read_h5mu(path), epi, args.epochs, args.batch_size
+        )
+    }
+    gc.collect()
+    if not args.skip_multivi:
+        runs["scvi-tools MULTIVI"] = time_multivi(
+            mudata.read_h5mu(path), epi, args.epochs, args.batch_size
+        )
+
+    mdata = mudata.read_h5mu(path)
+    n_train = round(0.9 * mdata.n_obs)
+    rna, atac = mdata["rna"].X, mdata[epi].X
+    flops = n_train * dcca_flops_per_cell(
+        rna.shape[1], atac.shape[1], rna.nnz / rna.shape[0], atac.nnz / atac.shape[0]
+    )
+    gflops = matmul_gflops(atac.shape[1], batch=args.batch_size)
+    floor = flops / (gflops * 1e9)
+
+    lines = [
+        f"dataset {args.dataset}: {mdata.n_obs} cells ({n_train} training), "
+        f"{rna.shape[1]} genes, {atac.shape[1]} regions; batch {args.batch_size}, "
+        f"{args.epochs} epochs, {args.threads} threads; float32 GEMM {gflops:.0f} GFLOP/s, "
+        f"scdcca floor {floor:.2f} s/epoch ({flops / 1e9:.1f} GFLOP)",
+        "",
+        "| method | s/epoch | cells/s | peak RSS GiB | fraction of floor |",
+        "|---|---|---|---|---|",
+    ]
+    for name, run in runs.items():
+        seconds = run["timer"].median()
+        fraction = f"{floor / seconds:.2f}" if name.startswith("scdcca") else ""
+        rate = n_train / seconds
+        lines.append(f"| {name} | {seconds:.2f} | {rate:,.0f} | {run['rss']:.2f} | {fraction} |")
+    if len(runs) == 2:
+        dcca, multivi = (run["timer"].median() for run in runs.values())
+        lines += ["", f"MULTIVI / scdcca epoch time: {multivi / dcca:.1f}x"]
+    text = "\n".join(lines)
+    print(text)
+    out = Path(__file__).parent / "output"
+    out.mkdir(exist_ok=True)
+    (out / f"speed_{args.dataset}.md").write_text(text + "\n")
+    for name, run in runs.items():
+        print(f"{name} epoch seconds: {[round(s, 2) for s in run['timer'].seconds]}")
+
+
+if __name__ == "__main__":
+    main()
