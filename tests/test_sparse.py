@@ -101,3 +101,34 @@ def test_module_losses_and_latents_agree_sparse_vs_dense(rows):
             atol=1e-2,
         )
     assert np.isfinite(float(loss_s.loss))
+
+
+@pytest.mark.parametrize("block_elements", [2**19, 96 * 1000])
+def test_blockwise_bernoulli_head_matches_dense_loss_and_gradients(
+    rows, block_elements, monkeypatch
+):
+    from scdcca.model import _bernoulli_head
+    from scdcca.model._components import RegionBernoulli
+
+    monkeypatch.setattr(_bernoulli_head, "BLOCK_ELEMENTS", block_elements)
+    _, dense_rows = rows
+    calls = dense_rows["epi"].clone()
+    calls[2, :300] = float("nan")
+    generator = torch.Generator().manual_seed(2)
+    hidden = torch.randn(calls.shape[0], 32, generator=generator, requires_grad=True)
+    head = torch.nn.Linear(32, calls.shape[1])
+    offset = torch.randn(calls.shape[0], 1, generator=generator)
+    vae = DCCAModule(5000, calls.shape[1]).epi
+    prepared, missing = vae.prepare(calls)
+
+    def gradients(loss_fn):
+        hidden.grad = None
+        head.zero_grad()
+        loss = loss_fn()
+        (loss * torch.linspace(0.5, 1.5, loss.numel())).sum().backward()
+        return loss.detach(), hidden.grad.clone(), head.weight.grad.clone(), head.bias.grad.clone()
+
+    blockwise = gradients(lambda: RegionBernoulli(hidden, head, offset).nll(prepared, missing))
+    dense = gradients(lambda: bernoulli_nll(head(hidden) + offset, prepared, missing))
+    for got, expected in zip(blockwise, dense, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)

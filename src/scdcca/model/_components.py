@@ -10,6 +10,7 @@ from torch import nn
 from torch.distributions import Normal
 from torch.nn import functional as F
 
+from ._bernoulli_head import bernoulli_head_nll
 from ._sparse import (
     SparseInputLinear,
     csr_parts,
@@ -204,6 +205,39 @@ class RNAVAE(nn.Module):
         return px.scale
 
 
+class RegionBernoulli:
+    """Bernoulli over regions from a linear head, with logits made only when asked for.
+
+    The likelihood is computed block by block of regions (:func:`bernoulli_head_nll`), so
+    training never holds the cells x regions logits; :attr:`logits` and :attr:`probs` build
+    them for the getters.
+    """
+
+    def __init__(self, hidden: torch.Tensor, head: nn.Linear, offset: torch.Tensor):
+        self.hidden, self.head, self.offset = hidden, head, offset
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """Logits of every region, ``(n_cells, n_regions)``."""
+        return self.head(self.hidden) + self.offset
+
+    @property
+    def probs(self) -> torch.Tensor:
+        """Open probabilities, ``(n_cells, n_regions)``."""
+        return torch.sigmoid(self.logits)
+
+    def nll(self, x: torch.Tensor, missing: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """Negative log-likelihood per cell of 0/1 calls ``x`` (dense or CSR)."""
+        return bernoulli_head_nll(
+            self.hidden,
+            self.head.weight,
+            self.head.bias,
+            self.offset,
+            nonzero_entries(x),
+            missing,
+        )
+
+
 class EpigenomeVAE(nn.Module):
     """VAE for the epigenome: binary input, Bernoulli (or Gaussian) decoder.
 
@@ -272,18 +306,19 @@ class EpigenomeVAE(nn.Module):
         z: torch.Tensor,
         library: torch.Tensor,
         batch_index: torch.Tensor | None = None,
-    ) -> torch.distributions.Distribution:
+    ) -> RegionBernoulli | Normal:
         """Bernoulli (logits with depth offset) or Gaussian distribution over regions."""
-        out = self.output_head(self.decoder(z, batch_index))
+        hidden = self.decoder(z, batch_index)
         if self.likelihood == "bernoulli":
-            return torch.distributions.Bernoulli(logits=out + library, validate_args=False)
+            return RegionBernoulli(hidden, self.output_head, library)
+        out = self.output_head(hidden)
         return Normal(out, torch.exp(0.5 * self.log_var), validate_args=False)
 
     @staticmethod
     def reconstruction_loss(px, x: torch.Tensor, missing: Missing = None) -> torch.Tensor:
         """Negative log-likelihood per cell over the observed entries (see :meth:`prepare`)."""
-        if isinstance(px, torch.distributions.Bernoulli):
-            return bernoulli_nll(px.logits, x, missing)
+        if isinstance(px, RegionBernoulli):
+            return px.nll(x, missing)
         nll = -px.log_prob(x)
         if missing is not None:
             nll = nll * missing
@@ -292,6 +327,6 @@ class EpigenomeVAE(nn.Module):
     @staticmethod
     def normalized(px) -> torch.Tensor:
         """Denoised signal: open probability (Bernoulli) or mean (Gaussian)."""
-        if isinstance(px, torch.distributions.Bernoulli):
-            return torch.sigmoid(px.logits)
+        if isinstance(px, RegionBernoulli):
+            return px.probs
         return px.loc
