@@ -18,3 +18,8 @@ LATENT_OBSM_KEY = "X_dcca"
 DENOISED_LAYER_KEY = "dcca_denoised"
 #: Key under ``mdata.uns`` holding the settings of the model that wrote the results.
 UNS_KEY = "dcca"
+
+#: Registry keys of the per-cell flags "this modality was measured" (unpaired cells only).
+OBSERVED_KEYS = {"rna": "observed_rna", "epi": "observed_epi"}
+#: Key under ``mdata.obsm``: which half of the joint latent was measured (True) or predicted.
+OBSERVED_OBSM_KEY = "dcca_observed"

@@ -22,7 +22,7 @@ from ._sparse import (
     with_values,
 )
 
-RNALikelihood = Literal["nb", "zinb"]
+RNALikelihood = Literal["nb", "zinb", "gaussian"]
 EpiLikelihood = Literal["bernoulli", "gaussian"]
 #: Missing epigenome entries: ``(rows, cols)`` (Bernoulli), a dense observed mask (Gaussian).
 Missing = tuple[torch.Tensor, torch.Tensor] | torch.Tensor | None
@@ -136,6 +136,9 @@ class RNAVAE(nn.Module):
     """VAE for RNA counts: log-normalised input, negative-binomial (or ZINB) decoder.
 
     The decoder mean is ``library size x softmax(decoder(z))`` with one dispersion per gene.
+    With ``likelihood="gaussian"`` the data are taken as already normalised expression (for
+    example log-scale values published without counts): the encoder reads them as they are
+    and the decoder is a Gaussian with one variance per gene.
     """
 
     def __init__(
@@ -149,8 +152,10 @@ class RNAVAE(nn.Module):
         likelihood: RNALikelihood = "nb",
     ):
         super().__init__()
-        if likelihood not in ("nb", "zinb"):
-            raise ValueError(f"rna_likelihood must be 'nb' or 'zinb', got {likelihood!r}.")
+        if likelihood not in ("nb", "zinb", "gaussian"):
+            raise ValueError(
+                f"rna_likelihood must be 'nb', 'zinb' or 'gaussian', got {likelihood!r}."
+            )
         self.likelihood = likelihood
         self.encoder = GaussianEncoder(
             n_genes, n_latent, n_hidden, n_layers, n_batch, dropout_rate
@@ -160,13 +165,16 @@ class RNAVAE(nn.Module):
         self.dropout_head = nn.Linear(n_hidden, n_genes) if likelihood == "zinb" else None
         self.log_theta = nn.Parameter(torch.zeros(n_genes))
 
-    @staticmethod
-    def library(x: torch.Tensor) -> torch.Tensor:
-        """Observed library size of each cell, shape ``(n_cells, 1)``."""
+    def library(self, x: torch.Tensor) -> torch.Tensor:
+        """Observed library size of each cell, shape ``(n_cells, 1)`` (zeros if Gaussian)."""
+        if self.likelihood == "gaussian":
+            return torch.zeros(x.shape[0], 1, device=x.device)
         return row_sums(x)
 
     def encode(self, x: torch.Tensor, batch_index: torch.Tensor | None = None) -> Normal:
         """Posterior over ``z_rna`` from raw counts (log-normalised internally)."""
+        if self.likelihood == "gaussian":
+            return self.encoder(x, batch_index)
         lib = self.library(x).clamp(min=1.0)
         if is_sparse(x):
             x = to_csr(x)
@@ -180,9 +188,11 @@ class RNAVAE(nn.Module):
         z: torch.Tensor,
         library: torch.Tensor,
         batch_index: torch.Tensor | None = None,
-    ) -> NegativeBinomial | ZeroInflatedNegativeBinomial:
+    ) -> NegativeBinomial | ZeroInflatedNegativeBinomial | Normal:
         """Count distribution given the latent and the library size."""
         h = self.decoder(z, batch_index)
+        if self.likelihood == "gaussian":
+            return Normal(self.scale_head(h), torch.exp(0.5 * self.log_theta), validate_args=False)
         scale = torch.softmax(self.scale_head(h), dim=-1)
         mu = library * scale
         theta = self.log_theta.exp()
@@ -195,14 +205,16 @@ class RNAVAE(nn.Module):
     @staticmethod
     def reconstruction_loss(px, x: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood of the counts per cell (dense or CSR counts)."""
+        if isinstance(px, Normal):
+            return -px.log_prob(x.to_dense() if is_sparse(x) else x).sum(-1)
         if isinstance(px, ZeroInflatedNegativeBinomial):
             return -px.log_prob(x.to_dense() if is_sparse(x) else x).sum(-1)
         return negative_binomial_nll(x, px.mu, px.theta)
 
     @staticmethod
     def normalized(px) -> torch.Tensor:
-        """Denoised expression as proportions (each row sums to one)."""
-        return px.scale
+        """Denoised expression: proportions (rows sum to one), or the mean if Gaussian."""
+        return px.loc if isinstance(px, Normal) else px.scale
 
 
 class RegionBernoulli:

@@ -10,19 +10,22 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
+from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 from scvi.data import AnnDataManager, fields
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
-from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, RNA_KEY
+from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY
 
 from . import _validation as validate
 from ._components import EpiLikelihood, RNALikelihood
 from ._data import SparseDataSplitter
 from ._distributed import is_ddp, is_rank_zero
 from ._module import DCCAModule
+from ._pairing import OBSERVED_COLUMNS, is_paired, padded_twin, remember_twin, twin_of
+from ._prediction import PredictionMixin
 from ._results import write_results
 from ._schedule import ScheduleName, build_schedule
 from ._training_plan import DCCATrainingPlan
@@ -32,7 +35,7 @@ logger = logging.getLogger(__name__)
 Modality = Literal["rna", "epi"]
 
 
-class DCCA(BaseModelClass):
+class DCCA(PredictionMixin, BaseModelClass):
     """Deep Cross-omics Cycle Attention (Zuo, Dai & Chen, Bioinformatics 2021).
 
     One VAE per modality, each with its own ``n_latent``-dimensional latent: RNA with a
@@ -53,7 +56,8 @@ class DCCA(BaseModelClass):
     dropout_rate
         Dropout after each hidden layer.
     rna_likelihood
-        ``"nb"`` or ``"zinb"``.
+        ``"nb"`` or ``"zinb"`` for raw counts; ``"gaussian"`` for RNA published only as
+        normalised (e.g. log-scale) expression, modelled as it is.
     epi_likelihood
         ``"bernoulli"`` for binary calls, ``"gaussian"`` for continuous rates.
 
@@ -81,10 +85,17 @@ class DCCA(BaseModelClass):
         rna_likelihood: RNALikelihood = "nb",
         epi_likelihood: EpiLikelihood = "bernoulli",
     ):
-        super().__init__(mdata)
+        twin = twin_of(mdata)
+        super().__init__(mdata if twin is None else twin)
+        #: The user's MuData when it has unpaired cells (the model trains on its padded twin).
+        self.source_mdata_ = None if twin is None else mdata
         args = self.adata_manager.registry["setup_args"]
         self.modalities_ = dict(args["modalities"])
         rna, epi = validate.check_model_input(self.adata_manager, rna_likelihood, epi_likelihood)
+        epi_cells = None
+        if OBSERVED_KEYS["epi"] in self.adata_manager.data_registry:
+            observed = np.asarray(self.adata_manager.get_from_registry(OBSERVED_KEYS["epi"]))
+            epi_cells = np.flatnonzero(observed.ravel() > 0)
         self.module = self._module_cls(
             n_genes=rna.shape[1],
             n_regions=epi.shape[1],
@@ -95,7 +106,7 @@ class DCCA(BaseModelClass):
             dropout_rate=dropout_rate,
             rna_likelihood=rna_likelihood,
             epi_likelihood=epi_likelihood,
-            log_mean_epi_depth=_log_mean_depth(epi),
+            log_mean_epi_depth=_log_mean_depth(epi if epi_cells is None else epi[epi_cells]),
         )
         self._model_summary_string = (
             f"DCCA: n_latent={n_latent}, n_hidden={n_hidden}, n_layers={n_layers}, "
@@ -176,6 +187,22 @@ class DCCA(BaseModelClass):
             batch_modality,
             source_registry=kwargs.get("source_registry"),
         )
+        registered = mdata
+        observed_fields = []
+        if not is_paired(mdata, modalities):
+            # cells measured by one modality only (or listed in another order): train on a
+            # padded twin that pairs them by name; the user's MuData is not changed
+            if batch_key is not None and batch_modality is not None:
+                raise ValueError(
+                    "With unpaired cells the batch key must be a column of mdata.obs (one "
+                    "value for every cell); run `mdata.update()` or copy it there, and drop "
+                    "modalities['batch_key']."
+                )
+            registered = padded_twin(mdata, modalities, {"rna": rna_layer, "epi": epi_layer})
+            observed_fields = [
+                fields.NumericalObsField(OBSERVED_KEYS[role], OBSERVED_COLUMNS[role])
+                for role in MODALITIES
+            ]
         # counts are checked in full above; scvi's format correction would replace the user's
         # non-C-contiguous arrays, so the data are read as they are
         mudata_fields = [
@@ -196,11 +223,14 @@ class DCCA(BaseModelClass):
                 mod_required=True,
             ),
             fields.MuDataCategoricalObsField(BATCH_KEY, batch_key, mod_key=batch_modality),
+            *observed_fields,
         ]
         adata_manager = AnnDataManager(fields=mudata_fields, setup_method_args=setup_method_args)
-        adata_manager.register_fields(mdata, **kwargs)
+        adata_manager.register_fields(registered, **kwargs)
         validate.remember(adata_manager, scanned)
         cls.register_manager(adata_manager)
+        if registered is not mdata:
+            remember_twin(mdata, registered)
 
     def _validate_anndata(self, adata: MuData | None = None, copy_if_view: bool = True) -> MuData:
         """Check a MuData the model was not set up with, then let scvi-tools transfer it."""
@@ -334,10 +364,16 @@ class DCCA(BaseModelClass):
     # ------------------------------------------------------------------ inference
     def _minibatches(
         self,
-        mdata: MuData | None,
+        mdata: MuData | AnnData | None,
         indices: Sequence[int] | None,
         batch_size: int | None,
+        modalities: Sequence[Modality] = MODALITIES,
     ) -> Iterator[dict[str, torch.Tensor]]:
+        if not self._is_setup_data(mdata):
+            yield from self._external_minibatches(mdata, modalities, indices, batch_size)
+            return
+        if mdata is not None and mdata is self.source_mdata_:
+            mdata = None  # unpaired cells: read through the padded twin (same cells)
         mdata = self._validate_anndata(mdata)
         loader = self._make_data_loader(
             adata=mdata, indices=indices, batch_size=batch_size, load_sparse_tensor=True
@@ -358,7 +394,10 @@ class DCCA(BaseModelClass):
         Parameters
         ----------
         mdata
-            MuData to encode; ``None`` for the one the model was set up with.
+            Cells to encode: ``None`` for the MuData the model was set up with, or new cells
+            (projection, no retraining): a MuData, or for ``modality="rna"``/``"epi"`` an
+            AnnData of that modality alone. New data may hold the model's features in another
+            order or more features; missing ones are an error.
         modality
             ``"rna"`` (``z_rna``), ``"epi"`` (``z_epi``) or ``"joint"`` (both side by side,
             ``2 * n_latent`` columns, RNA first).
@@ -374,9 +413,14 @@ class DCCA(BaseModelClass):
         wanted = MODALITIES if modality == "joint" else (modality,)
         if modality not in ("rna", "epi", "joint"):
             raise ValueError(f"modality must be 'rna', 'epi' or 'joint', got {modality!r}.")
+        if isinstance(mdata, AnnData) and modality == "joint":
+            raise ValueError(
+                "An AnnData holds one modality: ask for modality='rna' or 'epi', or pass a "
+                "MuData with both for the joint latent."
+            )
         parts = [
-            torch.cat([self.module.posterior_mean(m, t) for m in wanted], dim=1).cpu()
-            for t in self._minibatches(mdata, indices, batch_size)
+            torch.cat([self.module.latent_or_predicted(m, t) for m in wanted], dim=1).cpu()
+            for t in self._minibatches(mdata, indices, batch_size, modalities=wanted)
         ]
         return torch.cat(parts).numpy()
 
@@ -390,7 +434,7 @@ class DCCA(BaseModelClass):
     ) -> Iterator[np.ndarray]:
         vae = self.module.vae(modality)
         with torch.inference_mode():
-            for tensors in self._minibatches(mdata, indices, batch_size):
+            for tensors in self._minibatches(mdata, indices, batch_size, (modality,)):
                 inference = self.module.inference(
                     tensors.get(RNA_KEY),
                     tensors.get(EPI_KEY),
@@ -400,15 +444,13 @@ class DCCA(BaseModelClass):
                 library = inference[f"library_{modality}"]
                 if not observed_library:
                     library = torch.ones_like(library) if modality == "rna" else 0 * library
-                px = vae.decode(inference[f"z_{modality}"], library, tensors.get(BATCH_KEY))
+                z = self.module.latent_or_predicted(modality, tensors)
+                px = vae.decode(z, library, tensors.get(BATCH_KEY))
                 out = px.mean if (observed_library and modality == "rna") else vae.normalized(px)
                 yield out.cpu().numpy()
 
     def _cell_and_feature_names(self, mdata, modality: Modality, indices) -> tuple:
-        mdata = self._validate_anndata(mdata)
-        adata = mdata.mod[self.modalities_[f"{modality}_layer"]]
-        cells = mdata.obs_names if indices is None else mdata.obs_names[np.asarray(indices)]
-        return cells, adata.var_names
+        return self._cell_names(mdata, indices), self.model_features(modality)
 
     def get_normalized_expression(
         self,
@@ -424,13 +466,15 @@ class DCCA(BaseModelClass):
         ----------
         library_size
             Scale of each cell's expression: ``1.0`` gives proportions, ``1e4`` counts per
-            10k, ``"observed"`` the NB mean at each cell's own library size.
+            10k, ``"observed"`` the NB mean at each cell's own library size. Ignored with
+            ``rna_likelihood="gaussian"`` (values stay on the data's scale).
         return_numpy
             Return an array instead of a cells x genes DataFrame.
         """
         observed = library_size == "observed"
         blocks = list(self._denoised_batches("rna", mdata, indices, batch_size, observed))
-        values = np.concatenate(blocks) * (1.0 if observed else float(library_size))
+        scaled = not observed and self.module.rna.likelihood != "gaussian"
+        values = np.concatenate(blocks) * (float(library_size) if scaled else 1.0)
         if return_numpy:
             return values
         cells, genes = self._cell_and_feature_names(mdata, "rna", indices)
@@ -482,11 +526,13 @@ class DCCA(BaseModelClass):
 
         In distributed training only rank 0 writes; other ranks return ``mdata`` untouched.
         """
+        if mdata is None:
+            mdata = self.adata if self.source_mdata_ is None else self.source_mdata_
         if not is_rank_zero():
-            return self.adata if mdata is None else mdata
+            return mdata
         return write_results(
             self,
-            self.adata if mdata is None else mdata,
+            mdata,
             overwrite=overwrite,
             epi_threshold=epi_threshold,
             rna_library_size=rna_library_size,

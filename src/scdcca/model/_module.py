@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 
-from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, RNA_KEY
+from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY
 
 from ._components import RNAVAE, EpigenomeVAE, EpiLikelihood, RNALikelihood, kl_standard_normal
 
@@ -94,6 +94,20 @@ class DCCAModule(BaseModuleClass):
             x, _ = vae.prepare(x)
         return vae.encode(x, tensors.get(BATCH_KEY)).loc
 
+    @auto_move_data
+    def latent_or_predicted(self, modality: str, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Posterior mean of ``modality``'s latent, predicted for cells that lack it.
+
+        A cell without ``modality`` gets the other modality's latent, which attention
+        transfer trained to stand in for it.
+        """
+        z = self.posterior_mean(modality, tensors)
+        observed = tensors.get(OBSERVED_KEYS[modality])
+        if observed is None or bool(observed.all()):
+            return z
+        z_other = self.posterior_mean(other_modality(modality), tensors)
+        return torch.where(observed.view(-1, 1) > 0, z, z_other)
+
     def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict:
         return {
             "x_rna": tensors.get(RNA_KEY),
@@ -173,6 +187,7 @@ class DCCAModule(BaseModuleClass):
         """
         attention_weights = attention_weights or {}
         teacher_latents = teacher_latents or {}
+        observed = {m: _observed(tensors, m) for m in MODALITIES}
         reconstruction, kl_local, extra = {}, {}, {}
         total = 0.0
         for modality in inference_outputs["modalities"]:
@@ -185,6 +200,9 @@ class DCCAModule(BaseModuleClass):
                     px, inference_outputs["x_epi_prepared"], inference_outputs["epi_missing"]
                 )
             kl = kl_standard_normal(qz)
+            weight = observed[modality]
+            if weight is not None:  # unpaired cells: only measured modalities count
+                rec, kl = rec * weight, kl * weight
             reconstruction[modality] = rec
             kl_local[modality] = kl
             cell_loss = rec + kl_weight * kl
@@ -194,12 +212,34 @@ class DCCAModule(BaseModuleClass):
                 if teacher is None:
                     teacher = inference_outputs[f"qz_{other_modality(modality)}"].loc.detach()
                 distance = attention_distance(qz.loc, teacher)
-                extra[f"attention_{modality}"] = distance.mean().detach()
+                paired = _paired(observed)
+                if paired is not None:  # transfer only between two measured modalities
+                    distance = distance * paired
+                    extra[f"attention_{modality}"] = (
+                        distance.sum() / paired.sum().clamp(min=1)
+                    ).detach()
+                else:
+                    extra[f"attention_{modality}"] = distance.mean().detach()
                 cell_loss = cell_loss + beta * distance
-            total = total + cell_loss.mean()
+            n_cells = cell_loss.shape[0] if weight is None else weight.sum().clamp(min=1)
+            total = total + cell_loss.sum() / n_cells
         return LossOutput(
             loss=total,
             reconstruction_loss=reconstruction,
             kl_local=kl_local,
             extra_metrics=extra,
         )
+
+
+def _observed(tensors: dict[str, torch.Tensor], modality: str) -> torch.Tensor | None:
+    """Per-cell 0/1 flag that ``modality`` was measured, or ``None`` when every cell has it."""
+    flag = tensors.get(OBSERVED_KEYS[modality])
+    return None if flag is None else flag.view(-1).float()
+
+
+def _paired(observed: dict[str, torch.Tensor | None]) -> torch.Tensor | None:
+    """Per-cell flag that both modalities were measured (``None``: all cells are paired)."""
+    flags = [f for f in observed.values() if f is not None]
+    if not flags:
+        return None
+    return flags[0] if len(flags) == 1 else flags[0] * flags[1]

@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 from mudata import MuData
 
 from scdcca import __version__
-from scdcca._constants import DENOISED_LAYER_KEY, LATENT_OBSM_KEY, UNS_KEY
+from scdcca._constants import (
+    DENOISED_LAYER_KEY,
+    LATENT_OBSM_KEY,
+    OBSERVED_OBSM_KEY,
+    UNS_KEY,
+)
+
+from ._pairing import observed_cells, twin_of
 
 if TYPE_CHECKING:
     from ._model import DCCA
@@ -26,6 +34,8 @@ def result_locations(mdata: MuData, modalities: dict[str, str]) -> list[str]:
             taken.append(f"mdata[{name!r}].obsm[{LATENT_OBSM_KEY!r}]")
         if DENOISED_LAYER_KEY in adata.layers:
             taken.append(f"mdata[{name!r}].layers[{DENOISED_LAYER_KEY!r}]")
+    if OBSERVED_OBSM_KEY in mdata.obsm:
+        taken.append(f"mdata.obsm[{OBSERVED_OBSM_KEY!r}]")
     if UNS_KEY in mdata.uns:
         taken.append(f"mdata.uns[{UNS_KEY!r}]")
     return taken
@@ -80,19 +90,28 @@ def write_results(
             + ". Pass overwrite=True to replace them, or write into a copy."
         )
     rna, epi = modalities["rna_layer"], modalities["epi_layer"]
-    joint = model.get_latent_representation(mdata, modality="joint", batch_size=batch_size)
+    # an unpaired MuData is read through the padded twin the model trained on (same cells)
+    source = model.adata if twin_of(mdata) is model.adata else mdata
+    joint = model.get_latent_representation(source, modality="joint", batch_size=batch_size)
     n_latent = joint.shape[1] // 2
     rna_layer = model.get_normalized_expression(
-        mdata, library_size=rna_library_size, batch_size=batch_size, return_numpy=True
+        source, library_size=rna_library_size, batch_size=batch_size, return_numpy=True
     )
     epi_layer = model.get_normalized_accessibility(
-        mdata, threshold=epi_threshold, batch_size=batch_size, return_numpy=True
+        source, threshold=epi_threshold, batch_size=batch_size, return_numpy=True
     )
     mdata.obsm[LATENT_OBSM_KEY] = joint
-    mdata.mod[rna].obsm[LATENT_OBSM_KEY] = np.ascontiguousarray(joint[:, :n_latent])
-    mdata.mod[epi].obsm[LATENT_OBSM_KEY] = np.ascontiguousarray(joint[:, n_latent:])
-    mdata.mod[rna].layers[DENOISED_LAYER_KEY] = rna_layer.astype(np.float32, copy=False)
-    mdata.mod[epi].layers[DENOISED_LAYER_KEY] = epi_layer.astype(np.float32, copy=False)
+    if source is not mdata:
+        observed = observed_cells(mdata, modalities)
+        mdata.obsm[OBSERVED_OBSM_KEY] = pd.DataFrame(
+            {"rna": observed["rna"], "epi": observed["epi"]}, index=mdata.obs_names
+        )
+    halves = {rna: joint[:, :n_latent], epi: joint[:, n_latent:]}
+    for name, layer in ((rna, rna_layer), (epi, epi_layer)):
+        rows = _modality_rows(mdata, name)
+        half, layer = (halves[name], layer) if rows is None else (halves[name][rows], layer[rows])
+        mdata.mod[name].obsm[LATENT_OBSM_KEY] = np.ascontiguousarray(half)
+        mdata.mod[name].layers[DENOISED_LAYER_KEY] = layer.astype(np.float32, copy=False)
     init = model.init_params_.get("non_kwargs", {})
     mdata.uns[UNS_KEY] = {
         "scdcca_version": __version__,
@@ -100,6 +119,8 @@ def write_results(
         "epi_modality": epi,
         "n_latent": int(n_latent),
         "joint_latent": "mdata.obsm['X_dcca'] = [z_rna, z_epi]",
+        "unpaired_cells": "a cell lacking a modality gets the other modality's latent for it; "
+        f"mdata.obsm[{OBSERVED_OBSM_KEY!r}] says which halves were measured",
         "rna_likelihood": str(init.get("rna_likelihood", "nb")),
         "epi_likelihood": str(init.get("epi_likelihood", "bernoulli")),
         "rna_denoised_library_size": float(rna_library_size),
@@ -108,3 +129,11 @@ def write_results(
         "schedule": [str(p["name"]) for p in model.schedule_],
     }
     return mdata
+
+
+def _modality_rows(mdata: MuData, name: str) -> np.ndarray | None:
+    """Rows of ``mdata.obs_names`` for the cells of modality ``name`` (``None``: all, in order)."""
+    cells = mdata.mod[name].obs_names
+    if cells.equals(mdata.obs_names):
+        return None
+    return mdata.obs_names.get_indexer(cells)

@@ -1,0 +1,115 @@
+"""MuData with unpaired cells: some measured by RNA only, some by the epigenome only.
+
+scvi-tools registers only fully paired MuData, so DCCA trains on a padded twin: every
+modality holds every cell of the MuData (in its order), cells that lack a modality get an
+empty row there, and two ``.obs`` flags say which modalities each cell has. The user's MuData
+is left as it is; sparse rows are padded without densifying.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from mudata import MuData
+from scipy import sparse
+
+from scdcca._constants import MODALITIES
+
+#: Columns of the padded twin's ``.obs`` with the per-cell "measured" flags.
+OBSERVED_COLUMNS = {"rna": "_dcca_observed_rna", "epi": "_dcca_observed_epi"}
+
+_TWINS: dict[int, tuple[weakref.ref, MuData]] = {}
+
+
+def observed_cells(mdata: MuData, modalities: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """For each role, whether each cell of ``mdata.obs_names`` is in that modality."""
+    return {
+        role: mdata.obs_names.isin(mdata.mod[modalities[f"{role}_layer"]].obs_names)
+        for role in MODALITIES
+    }
+
+
+def is_paired(mdata: MuData, modalities: Mapping[str, str]) -> bool:
+    """Whether both modalities hold exactly the MuData's cells in its order."""
+    return all(
+        mdata.mod[modalities[f"{role}_layer"]].obs_names.equals(mdata.obs_names)
+        for role in MODALITIES
+    )
+
+
+def _pad_rows(matrix, rows: np.ndarray, n_cells: int):
+    """Rows ``rows`` of ``matrix`` (``-1``: an empty row), as CSR for sparse input."""
+    present = rows >= 0
+    if sparse.issparse(matrix) or hasattr(matrix, "to_memory"):
+        if hasattr(matrix, "to_memory"):
+            matrix = matrix.to_memory()
+        selector = sparse.csr_matrix(
+            (
+                np.ones(int(present.sum()), dtype=np.float32),
+                (np.flatnonzero(present), rows[present]),
+            ),
+            shape=(n_cells, matrix.shape[0]),
+        )
+        return (selector @ sparse.csr_matrix(matrix)).astype(np.float32)
+    dense = np.zeros((n_cells, matrix.shape[1]), dtype=np.float32)
+    dense[present] = np.asarray(matrix)[rows[present]]
+    return dense
+
+
+def padded_twin(
+    mdata: MuData, modalities: Mapping[str, str], layers: Mapping[str, str | None]
+) -> MuData:
+    """A fully paired MuData over ``mdata``'s cells, with the registered layers padded.
+
+    Parameters
+    ----------
+    mdata
+        MuData whose modalities hold different cells.
+    modalities
+        ``{"rna_layer": name, "epi_layer": name}``.
+    layers
+        ``{"rna": layer or None, "epi": layer or None}``: what each modality is read from.
+    """
+    cells = mdata.obs_names
+    observed = observed_cells(mdata, modalities)
+    mods = {}
+    for role in MODALITIES:
+        name = modalities[f"{role}_layer"]
+        adata = mdata.mod[name]
+        rows = adata.obs_names.get_indexer(cells)
+        matrix = adata.X if layers[role] is None else adata.layers[layers[role]]
+        padded = _pad_rows(matrix, rows, len(cells))
+        twin = AnnData(
+            X=padded if layers[role] is None else None,
+            obs=pd.DataFrame(index=cells),
+            var=adata.var[[]].copy(),
+        )
+        if layers[role] is not None:
+            twin.layers[layers[role]] = padded
+        mods[name] = twin
+    twin_mdata = MuData(mods)
+    for column in mdata.obs.columns:
+        twin_mdata.obs[column] = mdata.obs[column].to_numpy()
+    for role in MODALITIES:
+        twin_mdata.obs[OBSERVED_COLUMNS[role]] = observed[role].astype(np.float32)
+    return twin_mdata
+
+
+def remember_twin(mdata: MuData, twin: MuData) -> None:
+    """Link a user's unpaired MuData to the padded twin registered for it."""
+    for key, (ref, _) in list(_TWINS.items()):
+        if ref() is None:
+            del _TWINS[key]
+    _TWINS[id(mdata)] = (weakref.ref(mdata), twin)
+
+
+def twin_of(mdata) -> MuData | None:
+    """The padded twin registered for ``mdata``, if it was set up with unpaired cells."""
+    found = _TWINS.get(id(mdata))
+    if found is None or found[0]() is not mdata:
+        return None
+    return found[1]

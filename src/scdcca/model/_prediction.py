@@ -1,0 +1,196 @@
+"""Cross-modal generation and projection of cells the model has not seen.
+
+:class:`PredictionMixin` gives :class:`~scdcca.DCCA` ``predict_modality`` (encode with one
+VAE, decode with the other's decoder, which attention transfer makes meaningful because the
+two latents are pulled onto each other) and the minibatch stream over new data used by every
+getter: a MuData or a single-modality AnnData, its features re-ordered or a superset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+from mudata import MuData
+from scipy import sparse
+
+from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY
+
+from ._external import aligned_row_batches, feature_columns, layer_matrix
+
+Modality = Literal["rna", "epi"]
+_TENSOR_KEYS = {"rna": RNA_KEY, "epi": EPI_KEY}
+
+
+class PredictionMixin:
+    """Getters over new data and cross-modal prediction for :class:`~scdcca.DCCA`."""
+
+    # ------------------------------------------------------------------ new data
+    def model_features(self, modality: Modality) -> pd.Index:
+        """Names of the genes (``"rna"``) or regions (``"epi"``) the model was trained on."""
+        registry = self.adata_manager.get_state_registry(_TENSOR_KEYS[modality])
+        return pd.Index(registry["column_names"])
+
+    def _is_setup_data(self, data) -> bool:
+        source = getattr(self, "source_mdata_", None)
+        return data is None or data is self.adata or (source is not None and data is source)
+
+    def _modality_adata(self, data: MuData | AnnData, modality: Modality) -> AnnData:
+        """The AnnData holding ``modality`` in new data, with cells in ``data``'s order."""
+        if isinstance(data, AnnData):
+            return data
+        if not isinstance(data, MuData):
+            raise TypeError(f"Expected a MuData or an AnnData, got {type(data).__name__}.")
+        name = self.modalities_[f"{modality}_layer"]
+        if name not in data.mod:
+            raise KeyError(
+                f"The MuData has no modality {name!r} (the model's {modality} modality); it has "
+                f"{list(data.mod)}. Name it {name!r}, or pass that modality's AnnData."
+            )
+        adata = data.mod[name]
+        if not adata.obs_names.equals(data.obs_names):
+            raise ValueError(
+                f"Modality {name!r} does not hold exactly the MuData's cells in its order; "
+                f"pass `mdata[{name!r}]` (an AnnData) to work on that modality's own cells."
+            )
+        return adata
+
+    def _batch_codes(self, data: MuData | AnnData, n_cells: int) -> np.ndarray | None:
+        """Batch index of each cell of new data, from the batch key used at setup."""
+        args = self.adata_manager.registry["setup_args"]
+        key = args.get("batch_key")
+        if key is None:
+            return None
+        mapping = list(self.adata_manager.get_state_registry(BATCH_KEY)["categorical_mapping"])
+        if key not in data.obs:
+            raise KeyError(
+                f"The model was set up with batch_key={key!r}; the new data need that column "
+                "in .obs too, with batches the model has seen: "
+                f"{mapping}."
+            )
+        values = data.obs[key].astype(str).to_numpy()
+        codes = pd.Index([str(m) for m in mapping]).get_indexer(values)
+        if (codes < 0).any():
+            unknown = sorted(set(values[codes < 0]))[:5]
+            raise ValueError(
+                f"Batches {unknown} in .obs[{key!r}] were not seen in training ({mapping}). "
+                "Map them to a known batch, or retrain with them."
+            )
+        return codes.reshape(n_cells, 1)
+
+    def _external_minibatches(
+        self,
+        data: MuData | AnnData,
+        modalities: Sequence[Modality],
+        indices: Sequence[int] | None,
+        batch_size: int | None,
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Minibatches of new data holding the model's features of each modality."""
+        batch_size = batch_size or 256
+        args = self.adata_manager.registry["setup_args"]
+        streams = []
+        for modality in modalities:
+            adata = self._modality_adata(data, modality)
+            matrix = layer_matrix(adata, args[f"{modality}_layer"])
+            name = self.modalities_[f"{modality}_layer"]
+            columns = feature_columns(adata.var_names, self.model_features(modality), repr(name))
+            streams.append(aligned_row_batches(matrix, columns, indices, batch_size))
+        n_cells = data.n_obs
+        codes = self._batch_codes(data, n_cells)
+        rows = np.arange(n_cells) if indices is None else np.asarray(indices)
+        self.module.eval()
+        starts = range(0, len(rows), batch_size)
+        for start, blocks in zip(starts, zip(*streams, strict=True), strict=True):
+            tensors = {_TENSOR_KEYS[m]: b for m, b in zip(modalities, blocks, strict=True)}
+            if codes is not None:
+                tensors[BATCH_KEY] = torch.as_tensor(codes[rows[start : start + batch_size]])
+            yield tensors
+
+    # ------------------------------------------------------------------ prediction
+    @torch.inference_mode()
+    def _predicted_batches(
+        self,
+        data,
+        source: Modality,
+        indices: Sequence[int] | None,
+        batch_size: int | None,
+    ) -> Iterator[np.ndarray]:
+        target = "epi" if source == "rna" else "rna"
+        target_vae = self.module.vae(target)
+        for tensors in self._minibatches(data, indices, batch_size, modalities=(source,)):
+            z = self.module.posterior_mean(source, tensors)
+            batch_index = tensors.get(BATCH_KEY)
+            if batch_index is not None:
+                batch_index = batch_index.to(z.device)
+            # mean depth for the epigenome (offset 0); proportions for RNA (library 1)
+            offset = torch.zeros(z.shape[0], 1, device=z.device)
+            library = offset + 1.0 if target == "rna" else offset
+            px = target_vae.decode(z, library, batch_index)
+            yield target_vae.normalized(px).cpu().numpy()
+
+    def predict_modality(
+        self,
+        data: MuData | AnnData | None = None,
+        source: Modality = "rna",
+        indices: Sequence[int] | None = None,
+        threshold: float | None = None,
+        library_size: float = 1.0,
+        batch_size: int | None = None,
+        return_numpy: bool = False,
+    ) -> pd.DataFrame | np.ndarray | sparse.csr_matrix:
+        """Generate the other modality from one: the epigenome from RNA, or RNA from it.
+
+        The ``source`` VAE encodes each cell (posterior mean) and the other modality's
+        decoder turns that latent into a profile. Attention transfer trained the two latents
+        to agree, which is what makes the decoder of one modality read the other's latent.
+
+        Parameters
+        ----------
+        data
+            Cells to predict for: ``None`` (the MuData the model was set up with), a MuData
+            holding the source modality, or an AnnData of the source modality alone (for
+            example RNA-only cells). Features may be re-ordered or a superset of the model's.
+        source
+            ``"rna"`` to predict the epigenome, ``"epi"`` to predict RNA.
+        indices
+            Cells to predict (all by default).
+        threshold
+            Epigenome target only: return a sparse CSR matrix keeping probabilities
+            ``>= threshold``; blocks are sparsified as they are made.
+        library_size
+            RNA target only: total expression of each predicted cell (1.0: proportions).
+        batch_size
+            Cells per minibatch.
+        return_numpy
+            Return an array instead of a DataFrame (ignored with ``threshold``).
+
+        Returns
+        -------
+        Cells x target features: open probabilities at mean depth (epigenome) or expression
+        scaled to ``library_size`` (RNA).
+        """
+        if source not in ("rna", "epi"):
+            raise ValueError(f"source must be 'rna' or 'epi', got {source!r}.")
+        target = "epi" if source == "rna" else "rna"
+        if threshold is not None and target != "epi":
+            raise ValueError("`threshold` applies to a predicted epigenome (source='rna').")
+        blocks = self._predicted_batches(data, source, indices, batch_size)
+        if threshold is not None:
+            return sparse.vstack(
+                [sparse.csr_matrix(np.where(b >= threshold, b, 0)) for b in blocks], format="csr"
+            )
+        values = np.concatenate(list(blocks))
+        if target == "rna":
+            values = values * float(library_size)
+        if return_numpy:
+            return values
+        cells = self._cell_names(data, indices)
+        return pd.DataFrame(values, index=cells, columns=self.model_features(target))
+
+    def _cell_names(self, data, indices) -> pd.Index:
+        names = (self.adata if data is None else data).obs_names
+        return names if indices is None else names[np.asarray(indices)]

@@ -1,0 +1,158 @@
+"""Cross-modal prediction, projection of new cells, unpaired cells and methylation (real data)."""
+
+from __future__ import annotations
+
+import mudata
+import numpy as np
+import pytest
+import scvi
+from scipy import sparse
+from scipy.linalg import orthogonal_procrustes
+from sklearn.metrics import roc_auc_score
+
+import scdcca
+
+from .conftest import KIDNEY_MODALITIES, read
+
+
+def test_predicted_accessibility_ranks_open_peaks_above_closed(trained_kidney):
+    model, mdata = trained_kidney
+    cells = np.arange(0, mdata.n_obs, 10)
+    predicted = model.predict_modality(source="rna", indices=cells, return_numpy=True)
+    truth = mdata["atac"].X[cells].toarray() > 0
+    auroc = roc_auc_score(truth.ravel(), predicted.ravel())
+    print(f"RNA -> ATAC AUROC on training cells: {auroc:.3f}")
+    assert auroc > 0.6
+    # an RNA-only AnnData gives the same prediction as the MuData it came from
+    rna_only = mdata["rna"][cells].copy()
+    from_rna_only = model.predict_modality(rna_only, source="rna", return_numpy=True)
+    np.testing.assert_allclose(from_rna_only, predicted, rtol=1e-5, atol=1e-6)
+    sparse_prediction = model.predict_modality(source="rna", indices=cells, threshold=0.2)
+    assert sparse.isspmatrix_csr(sparse_prediction)
+    assert sparse_prediction.nnz == int((predicted >= 0.2).sum())
+
+
+def test_predicted_expression_correlates_with_measured(trained_kidney):
+    model, mdata = trained_kidney
+    cells = np.arange(0, mdata.n_obs, 10)
+    predicted = model.predict_modality(mdata["atac"][cells].copy(), source="epi")
+    assert list(predicted.columns) == list(mdata["rna"].var_names)
+    np.testing.assert_allclose(predicted.sum(1), 1.0, rtol=1e-4)
+    measured = mdata["rna"].X[cells].toarray()
+    measured = measured / measured.sum(1, keepdims=True)
+    gene_means = np.corrcoef(predicted.to_numpy().mean(0), measured.mean(0))[0, 1]
+    assert gene_means > 0.8
+
+
+def test_projection_accepts_reordered_superset_features(trained_kidney):
+    model, mdata = trained_kidney
+    cells = np.arange(40)
+    expected = model.get_latent_representation(modality="rna", indices=cells)
+    rna = mdata["rna"][cells].copy()
+    extra = rna[:, :7].copy()
+    extra.var_names = [f"extra{i}" for i in range(7)]
+    import anndata as ad
+
+    superset = ad.concat([rna, extra], axis=1)[:, ::-1].copy()
+    projected = model.get_latent_representation(superset, modality="rna")
+    np.testing.assert_allclose(projected, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_projection_with_missing_features_says_how_many(trained_kidney):
+    model, mdata = trained_kidney
+    subset = mdata[:20].copy()
+    subset.mod["atac"] = subset["atac"][:, 25:].copy()
+    with pytest.raises(ValueError, match=r"'atac' data lack 25 of the 10000 features"):
+        model.get_latent_representation(subset, modality="epi")
+    with pytest.raises(ValueError, match="modality='rna' or 'epi'"):
+        model.get_latent_representation(mdata["rna"][:5].copy())
+
+
+@pytest.mark.slow
+def test_held_out_cells_land_where_training_with_them_puts_them():
+    mdata = read("scicar_kidney")
+    held = np.random.default_rng(0).random(mdata.n_obs) < 0.2
+
+    def fit(data):
+        scvi.settings.seed = 0
+        scdcca.DCCA.setup_mudata(data, modalities=KIDNEY_MODALITIES)
+        model = scdcca.DCCA(data)
+        model.train(max_epochs_per_phase=12, enable_progress_bar=False)
+        return model
+
+    with_them = fit(mdata.copy())
+    without = fit(mdata[~held].copy())
+    held_out = mdata[held].copy()
+    for modality, max_ratio in (("rna", 1.3), ("epi", 1.7)):
+        z_all = with_them.get_latent_representation(modality=modality)
+        z_train = without.get_latent_representation(modality=modality)
+        z_projected = without.get_latent_representation(held_out, modality=modality)
+        # align the two models' latent spaces on the shared training cells (rotation + scale)
+        src_mean, dst_mean = z_train.mean(0), z_all[~held].mean(0)
+        rotation, norm = orthogonal_procrustes(z_train - src_mean, z_all[~held] - dst_mean)
+        scale = norm / ((z_train - src_mean) ** 2).sum()
+        aligned_train = (z_train - src_mean) @ rotation * scale + dst_mean
+        aligned_held = (z_projected - src_mean) @ rotation * scale + dst_mean
+        error_train = np.median(np.linalg.norm(aligned_train - z_all[~held], axis=1))
+        error_held = np.median(np.linalg.norm(aligned_held - z_all[held], axis=1))
+        print(f"{modality}: median error held-out {error_held:.3f}, training {error_train:.3f}")
+        assert error_held < max_ratio * error_train
+
+
+@pytest.fixture(scope="module")
+def unpaired_kidney():
+    full = read("scicar_kidney")
+    order = np.random.default_rng(1).permutation(full.n_obs)
+    rna_only, epi_only = full.obs_names[order[:700]], full.obs_names[order[700:1200]]
+    rna = full["rna"][~full.obs_names.isin(epi_only)].copy()
+    atac = full["atac"][~full.obs_names.isin(rna_only)].copy()
+    mdata = mudata.MuData({"rna": rna, "atac": atac})
+    mdata.obs["cell_type"] = full.obs["cell_type"].reindex(mdata.obs_names).to_numpy()
+    scvi.settings.seed = 0
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(mdata)
+    model.train(max_epochs_per_phase=8, enable_progress_bar=False)
+    return model, mdata, rna_only, epi_only
+
+
+def test_unpaired_cells_train_and_get_every_latent(unpaired_kidney):
+    model, mdata, rna_only, epi_only = unpaired_kidney
+    shapes = {name: mdata[name].shape for name in mdata.mod}
+    model.write_results(mdata)
+    assert {name: mdata[name].shape for name in mdata.mod} == shapes  # modalities untouched
+    joint = mdata.obsm["X_dcca"]
+    assert joint.shape == (mdata.n_obs, 20)
+    assert np.isfinite(joint).all()
+    observed = mdata.obsm["dcca_observed"]
+    assert not observed.loc[rna_only, "epi"].any()
+    assert not observed.loc[epi_only, "rna"].any()
+    assert observed["rna"].sum() == mdata["rna"].n_obs
+    # the latent of a missing modality is the transferred one: the measured modality's latent
+    rna_only_rows = mdata.obs_names.get_indexer(rna_only)
+    np.testing.assert_array_equal(joint[rna_only_rows, 10:], joint[rna_only_rows, :10])
+    # each modality gets its own cells' latent and denoised layer
+    assert mdata["atac"].obsm["X_dcca"].shape == (mdata["atac"].n_obs, 10)
+    assert mdata["rna"].layers["dcca_denoised"].shape == mdata["rna"].shape
+    epochs = model.history["epochs"]
+    assert epochs["reconstruction_epi"].iloc[-1] < epochs["reconstruction_epi"].iloc[0]
+
+
+def test_methylation_with_uncovered_sites_as_nan():
+    mdata = read("scmt_mesc")
+    calls = np.asarray(mdata["methylation"].X, dtype=np.float32).copy()
+    uncovered = (calls == 0) & (np.random.default_rng(0).random(calls.shape) < 0.5)
+    calls[uncovered] = np.nan
+    mdata["methylation"].X = calls
+    scdcca.DCCA.setup_mudata(mdata, modalities={"rna_layer": "rna", "epi_layer": "methylation"})
+    with pytest.raises(ValueError, match="rna_likelihood='gaussian'"):
+        scdcca.DCCA(mdata)  # published log-scale RNA is not counts
+    scvi.settings.seed = 0
+    model = scdcca.DCCA(mdata, rna_likelihood="gaussian")
+    model.train(max_epochs_per_phase=15, batch_size=32, enable_progress_bar=False)
+    epochs = model.history["epochs"]
+    assert epochs["reconstruction_epi"].iloc[-1] < epochs["reconstruction_epi"].iloc[0]
+    predicted = model.predict_modality(source="rna", return_numpy=True)
+    assert np.isfinite(predicted).all()
+    observed = ~np.isnan(calls)
+    assert roc_auc_score(calls[observed] > 0, predicted[observed]) > 0.6
+    assert np.isnan(mdata["methylation"].X).sum() == uncovered.sum()  # data left as given
