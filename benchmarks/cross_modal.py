@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/cross_modal.py [--datasets scicar_kidney pairedtag_h3k4me3 scicar_a549]
                                      [--folds 5] [--multivi-epochs 30] [--skip-multivi]
+                                     [--multivi-datasets pairedtag_h3k4me3]
 
 5-fold cross-validation over cells: each method trains on 4/5 of the paired cells and
 predicts the held-out fifth's epigenome from its RNA (and its RNA from its epigenome).
@@ -197,6 +198,9 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--multivi-epochs", type=int, default=30)
     parser.add_argument("--skip-multivi", action="store_true")
+    parser.add_argument(
+        "--multivi-datasets", nargs="+", default=None, help="run MULTIVI only on these"
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -210,7 +214,10 @@ def main() -> None:
     ]
     lines = []
     for name in args.datasets:
-        lines += run_dataset(name, args.folds, args.multivi_epochs, args.skip_multivi)
+        skip = args.skip_multivi or (
+            args.multivi_datasets is not None and name not in args.multivi_datasets
+        )
+        lines += run_dataset(name, args.folds, args.multivi_epochs, skip)
     text = "\n".join(header + lines)
     print(text)
     out = Path(__file__).parent / "output"
