@@ -149,3 +149,25 @@ def test_kidney_marker_peak_sets(kidney):
     bad = ad.AnnData(-np.ones((3, 2), dtype=np.float32))
     with pytest.raises(ValueError, match="negative"):
         scdcca.tl.motif_activity(bad, np.eye(2), inplace=False)
+
+
+class _NoDensify(sparse.csr_matrix):
+    """A CSR matrix that refuses to be densified whole."""
+
+    def toarray(self, *args, **kwargs):
+        raise AssertionError("the whole cells x peaks matrix was densified")
+
+    def todense(self, *args, **kwargs):
+        raise AssertionError("the whole cells x peaks matrix was densified")
+
+
+def test_sparse_input_is_never_densified_whole():
+    adata, _ = _toy(seed=2, n_cells=40, n_peaks=30)
+    sets = {"s": list(adata.var_names[:8])}
+    background = scdcca.tl.background_peaks(adata, n_iterations=5, block_size=16)
+    want = scdcca.tl.motif_activity(adata, sets, background=background, inplace=False)
+    adata.X = _NoDensify(adata.X)
+    got = scdcca.tl.motif_activity(
+        adata, sets, background=background, block_size=16, inplace=False
+    )
+    pd.testing.assert_frame_equal(got[1], want[1])
