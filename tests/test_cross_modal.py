@@ -156,3 +156,17 @@ def test_methylation_with_uncovered_sites_as_nan():
     observed = ~np.isnan(calls)
     assert roc_auc_score(calls[observed] > 0, predicted[observed]) > 0.6
     assert np.isnan(mdata["methylation"].X).sum() == uncovered.sum()  # data left as given
+
+
+def test_denoised_accessibility_streams_to_disk(trained_kidney, tmp_path):
+    import h5py
+
+    model, _ = trained_kidney
+    cells = np.arange(300)
+    path = model.write_normalized_accessibility(tmp_path / "atac.h5", indices=cells, batch_size=64)
+    expected = model.get_normalized_accessibility(indices=cells, return_numpy=True)
+    with h5py.File(path) as handle:
+        np.testing.assert_allclose(handle["dcca_denoised"][:], expected, rtol=1e-6)
+        assert handle["var_names"].shape == (expected.shape[1],)
+    with pytest.raises(FileExistsError):
+        model.write_normalized_accessibility(path)

@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+from scipy import sparse
 from scvi.dataloaders import DataSplitter
+
+from scdcca._constants import EPI_KEY, RNA_KEY
+
+
+def sparse_minibatches_supported(adata_manager) -> bool:
+    """Whether both registered matrices can be loaded as sparse tensors by scvi-tools.
+
+    scvi-tools turns row slices into torch sparse tensors only for in-memory
+    ``scipy.sparse.csr_matrix``/``csc_matrix``; other inputs (dense arrays, ``csr_array``,
+    backed datasets) are loaded as dense minibatches, which the module handles the same way.
+    """
+    return all(
+        isinstance(adata_manager.get_from_registry(key), sparse.csr_matrix | sparse.csc_matrix)
+        for key in (RNA_KEY, EPI_KEY)
+    )
 
 
 class SparseDataSplitter(DataSplitter):

@@ -13,7 +13,7 @@ import torch
 from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
-from scvi.data import AnnDataManager, fields
+from scvi.data import fields
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
@@ -21,8 +21,10 @@ from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA
 
 from . import _validation as validate
 from ._components import EpiLikelihood, RNALikelihood
-from ._data import SparseDataSplitter
+from ._data import SparseDataSplitter, sparse_minibatches_supported
 from ._distributed import is_ddp, is_rank_zero
+from ._export import ExportMixin
+from ._manager import DCCAManager
 from ._module import DCCAModule
 from ._pairing import OBSERVED_COLUMNS, is_paired, padded_twin, remember_twin, twin_of
 from ._prediction import PredictionMixin
@@ -35,7 +37,7 @@ logger = logging.getLogger(__name__)
 Modality = Literal["rna", "epi"]
 
 
-class DCCA(PredictionMixin, BaseModelClass):
+class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
     """Deep Cross-omics Cycle Attention (Zuo, Dai & Chen, Bioinformatics 2021).
 
     One VAE per modality, each with its own ``n_latent``-dimensional latent: RNA with a
@@ -157,12 +159,16 @@ class DCCA(PredictionMixin, BaseModelClass):
 
         Notes
         -----
-        Every value is checked in one streamed pass (blocks of rows; nothing is densified):
-        NaN or infinite values anywhere, RNA that is not raw counts, unpaired or duplicated
-        cells, duplicated features, missing modalities, layers or ``obs`` keys raise an error
-        that names the modality and the fix; an epigenome that is not 0/1 is refused when the
-        model is built with the Bernoulli likelihood (unless ``binarize_epi=True``). Cells
-        without counts and features that are zero everywhere give a warning saying how many
+        Every value is checked in one streamed pass (blocks of rows; nothing is densified).
+        An error naming the modality and the fix is raised here for infinite values, NaN in
+        the RNA, duplicated cell or feature names, cells missing from ``mdata.obs_names``
+        (run ``mdata.update()``), missing modalities, layers or ``obs`` keys, and batch keys
+        with gaps; and when the model is built, for RNA that is not raw counts (negative or
+        non-integer values, with the NB/ZINB likelihood) and for an epigenome that is not 0/1
+        (with the Bernoulli likelihood, unless ``binarize_epi=True``). NaN in the epigenome
+        marks an entry that was not measured and is left out of the likelihood. Cells measured
+        in one modality only, or listed in another order, are paired by name. Cells without
+        counts and features that are zero everywhere give a warning saying how many
         (``InputWarning``, a ``UserWarning``).
 
         Accepted as they are: NumPy arrays in any order and of any integer, float or bool
@@ -225,7 +231,7 @@ class DCCA(PredictionMixin, BaseModelClass):
             fields.MuDataCategoricalObsField(BATCH_KEY, batch_key, mod_key=batch_modality),
             *observed_fields,
         ]
-        adata_manager = AnnDataManager(fields=mudata_fields, setup_method_args=setup_method_args)
+        adata_manager = DCCAManager(fields=mudata_fields, setup_method_args=setup_method_args)
         adata_manager.register_fields(registered, **kwargs)
         validate.remember(adata_manager, scanned)
         cls.register_manager(adata_manager)
@@ -310,6 +316,9 @@ class DCCA(PredictionMixin, BaseModelClass):
         datasplitter_kwargs.setdefault(
             "distributed_sampler", is_ddp(trainer_kwargs.get("strategy"))
         )
+        datasplitter_kwargs.setdefault(
+            "load_sparse_tensor", sparse_minibatches_supported(self.adata_manager)
+        )
         splitter = self._data_splitter_cls(
             self.adata_manager,
             train_size=train_size,
@@ -376,7 +385,10 @@ class DCCA(PredictionMixin, BaseModelClass):
             mdata = None  # unpaired cells: read through the padded twin (same cells)
         mdata = self._validate_anndata(mdata)
         loader = self._make_data_loader(
-            adata=mdata, indices=indices, batch_size=batch_size, load_sparse_tensor=True
+            adata=mdata,
+            indices=indices,
+            batch_size=batch_size,
+            load_sparse_tensor=sparse_minibatches_supported(self.get_anndata_manager(mdata)),
         )
         self.module.eval()
         yield from loader

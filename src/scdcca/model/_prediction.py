@@ -20,6 +20,7 @@ from scipy import sparse
 
 from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY
 
+from . import _validation as validate
 from ._external import aligned_row_batches, feature_columns, layer_matrix
 
 Modality = Literal["rna", "epi"]
@@ -98,6 +99,7 @@ class PredictionMixin:
             matrix = layer_matrix(adata, args[f"{modality}_layer"])
             name = self.modalities_[f"{modality}_layer"]
             columns = feature_columns(adata.var_names, self.model_features(modality), repr(name))
+            validate.check_projected(self, modality, matrix, columns)
             streams.append(aligned_row_batches(matrix, columns, indices, batch_size))
         n_cells = data.n_obs
         codes = self._batch_codes(data, n_cells)

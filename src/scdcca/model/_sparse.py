@@ -51,7 +51,7 @@ def row_sums(x: torch.Tensor) -> torch.Tensor:
     """Sum of each row, shape ``(n_rows, 1)``, for dense or CSR input."""
     if not is_sparse(x):
         return x.sum(-1, keepdim=True)
-    crow, _, values = csr_parts(x)
+    crow, _, values = csr_parts(to_csr(x))  # CSC minibatches come from CSC layers
     sums = torch.zeros(x.shape[0], device=values.device, dtype=values.dtype)
     sums.index_add_(0, csr_rows(crow), values)
     return sums.unsqueeze(-1)

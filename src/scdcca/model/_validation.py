@@ -165,7 +165,9 @@ def _scan_dense(summary: MatrixSummary, block: np.ndarray, row_offset: int) -> N
     summary.feature_nonzero += nonzero.sum(0)
 
 
-def scan_matrix(matrix, block_entries: int = _BLOCK_ENTRIES) -> MatrixSummary:
+def scan_matrix(
+    matrix, block_entries: int = _BLOCK_ENTRIES, columns: np.ndarray | None = None
+) -> MatrixSummary:
     """One streamed pass over a cells x features matrix.
 
     Parameters
@@ -175,23 +177,32 @@ def scan_matrix(matrix, block_entries: int = _BLOCK_ENTRIES) -> MatrixSummary:
         (``h5py.Dataset``, ``CSRDataset``, ``CSCDataset``) or dask array.
     block_entries
         About how many entries are held in memory at a time.
+    columns
+        Scan only these columns, in this order (``None``: all).
 
     Returns
     -------
     The counts of problematic values and the non-zeros of every cell and feature.
     """
     n_obs, n_vars = (int(n) for n in matrix.shape)
+    if columns is not None:
+        columns = np.asarray(columns)
+        n_vars = len(columns)
     summary = MatrixSummary(n_obs, n_vars)
     if sparse.issparse(matrix):
         if matrix.format not in ("csr", "csc"):
             matrix = matrix.tocsr()  # a private copy, still sparse
+        if columns is not None:
+            matrix = matrix[:, columns]  # a private copy, still sparse
         _scan_compressed(summary, matrix, 0, block_entries)
         return summary
-    step = max(1, block_entries // max(n_vars, 1))
+    step = max(1, block_entries // max(int(matrix.shape[1]), 1))
     for start in range(0, n_obs, step):
         block = matrix[start : start + step]
         if hasattr(block, "compute"):  # dask
             block = block.compute()
+        if columns is not None:
+            block = block[:, columns]
         if sparse.issparse(block):
             _scan_compressed(summary, sparse.csr_matrix(block), start, block_entries)
         else:
@@ -573,9 +584,25 @@ def remember(manager, scanned: Mapping[str, tuple[Any, MatrixSummary]]) -> None:
     _SCANS[manager] = {role: (_reference(m), s) for role, (m, s) in scanned.items()}
 
 
+def _same_matrix(a, b) -> bool:
+    """``a`` is ``b``, or both are sparse views of the same buffers (array vs matrix)."""
+    if a is b:
+        return True
+    if not (sparse.issparse(a) and sparse.issparse(b)) or a.shape != b.shape:
+        return False
+    if a.format != b.format or a.format not in ("csr", "csc"):
+        return False
+    return all(
+        x.size == y.size
+        and x.dtype == y.dtype
+        and x.__array_interface__["data"][0] == y.__array_interface__["data"][0]
+        for x, y in ((a.data, b.data), (a.indices, b.indices), (a.indptr, b.indptr))
+    )
+
+
 def _summary(manager, role: str, matrix) -> MatrixSummary:
     reference, summary = _SCANS.get(manager, {}).get(role, (None, None))
-    if reference is not None and reference() is matrix:
+    if reference is not None and _same_matrix(reference(), matrix):
         return summary
     return scan_matrix(matrix)
 
@@ -612,7 +639,12 @@ def check_model_input(manager, rna_likelihood: str, epi_likelihood: str) -> tupl
     return matrices[0], matrices[1]
 
 
-def check_new_data(mdata: MuData, registry: Mapping[str, Any], epi_likelihood: str) -> None:
+def check_new_data(
+    mdata: MuData,
+    registry: Mapping[str, Any],
+    epi_likelihood: str,
+    rna_likelihood: str = "nb",
+) -> None:
     """Checks for a MuData a trained model is applied to without ``setup_mudata``."""
     args = registry["setup_args"]
     modalities = args["modalities"]
@@ -623,6 +655,10 @@ def check_new_data(mdata: MuData, registry: Mapping[str, Any], epi_likelihood: s
     scanned = _check_matrices(
         mdata, modalities, {"rna": args["rna_layer"], "epi": args["epi_layer"]}
     )
+    if rna_likelihood != "gaussian":
+        name = modalities["rna_layer"]
+        layers = list(mdata.mod[name].layers)
+        check_rna_counts(scanned["rna"][1], name, args["rna_layer"], layers)
     name = modalities["epi_layer"]
     check_epi_values(
         scanned["epi"][1], name, args["epi_layer"], epi_likelihood, args["binarize_epi"]
@@ -640,9 +676,53 @@ def check_data_for_model(model, mdata: MuData | None) -> None:
     checked = model.__dict__.setdefault("_checked_mdata", weakref.WeakValueDictionary())
     if checked.get(id(mdata)) is mdata:
         return
-    likelihood = model.init_params_.get("non_kwargs", {}).get("epi_likelihood", "bernoulli")
-    check_new_data(mdata, model.registry_, likelihood)
+    init = model.init_params_.get("non_kwargs", {})
+    check_new_data(
+        mdata,
+        model.registry_,
+        init.get("epi_likelihood", "bernoulli"),
+        init.get("rna_likelihood", "nb"),
+    )
     checked[id(mdata)] = mdata
+
+
+def check_projected(model, modality: str, matrix, columns: np.ndarray | None) -> None:
+    """Check the values of new cells a getter reads (projection), once per matrix.
+
+    Parameters
+    ----------
+    model
+        The :class:`~scdcca.DCCA` applied to the new cells.
+    modality
+        ``"rna"`` or ``"epi"``.
+    matrix
+        The new cells' matrix of that modality (the layer the model was set up with).
+    columns
+        Column of each model feature in ``matrix`` (``None``: the same features and order);
+        only these are checked, as only these are read.
+    """
+    key = (id(matrix), modality, None if columns is None else columns.tobytes())
+    checked = model.__dict__.setdefault("_checked_matrices", {})
+    reference = checked.get(key)
+    if reference is not None and reference() is matrix:
+        return
+    args = model.adata_manager.registry["setup_args"]
+    init = model.init_params_.get("non_kwargs", {})
+    name, layer = model.modalities_[f"{modality}_layer"], args[f"{modality}_layer"]
+    check_matrix_type(matrix, name, layer)
+    summary = scan_matrix(matrix, columns=columns)
+    if modality == "rna":
+        check_finite(summary, name, layer)
+        if init.get("rna_likelihood", "nb") != "gaussian":
+            check_rna_counts(summary, name, layer, [])
+    else:
+        likelihood = init.get("epi_likelihood", "bernoulli")
+        check_epi_values(summary, name, layer, likelihood, args["binarize_epi"])
+    reference = _reference(matrix)
+    if reference is not None:
+        for stale in [k for k, ref in checked.items() if ref() is None]:
+            del checked[stale]
+        checked[key] = reference
 
 
 # --------------------------------------------------------------------------- interruptions
