@@ -118,7 +118,7 @@ def test_user_mudata_is_never_modified(tmp_path, rna_layer):
     steps["setup"] = fingerprint(mdata)
     model = scdcca.DCCA(mdata, n_hidden=16)
     steps["model"] = fingerprint(mdata)
-    model.train(max_epochs_per_phase=2, schedule="cycle", enable_progress_bar=False)
+    model.train(max_epochs_per_phase=1, schedule="cycle", enable_progress_bar=False)
     steps["train"] = fingerprint(mdata)
     for modality in ("rna", "epi", "joint"):
         model.get_latent_representation(modality=modality)
@@ -177,7 +177,7 @@ def _trained_latents(seed: int) -> np.ndarray:
     mdata = read("pbmc_multiome_tiny")
     scdcca.DCCA.setup_mudata(mdata, binarize_epi=True, modalities=KIDNEY_MODALITIES)
     model = scdcca.DCCA(mdata, n_hidden=32, dropout_rate=0.2)
-    model.train(max_epochs_per_phase=2, schedule="cycle", enable_progress_bar=False)
+    model.train(max_epochs_per_phase=1, schedule="cycle", enable_progress_bar=False)
     return model.get_latent_representation()
 
 
