@@ -90,7 +90,7 @@ def _matrices(draw):
     return draw(hnp.arrays(dtype, shape, elements=st.sampled_from([0, 0, 0, 1, 3, 200])))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(dense=_matrices(), block_entries=st.integers(1, 40), data=st.data())
 def test_scan_is_the_same_in_every_container_and_block_size(dense, block_entries, data):
     # all columns, or the model's features picked out of new data (any subset, any order)
@@ -192,7 +192,7 @@ def _attempt(mdata: mudata.MuData, rna_layer: str | None, binarize: bool):
 
 
 @settings(
-    max_examples=40,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
