@@ -5,11 +5,13 @@ from ._module import DCCAModule
 from ._results import write_results
 from ._schedule import Phase, build_schedule
 from ._training_plan import DCCATrainingPlan, TrainingDivergedError
+from ._validation import InputWarning
 
 __all__ = [
     "DCCA",
     "DCCAModule",
     "DCCATrainingPlan",
+    "InputWarning",
     "Phase",
     "TrainingDivergedError",
     "build_schedule",

@@ -36,7 +36,7 @@ def _fast_adam_options() -> dict:
 
 
 class TrainingDivergedError(FloatingPointError):
-    """Raised when a loss becomes NaN or infinite; the model keeps its last finite weights."""
+    """Raised when a loss becomes NaN or infinite; the model keeps the phase's best weights."""
 
 
 class DCCATrainingPlan(TrainingPlan):
@@ -200,8 +200,8 @@ class DCCATrainingPlan(TrainingPlan):
         sums["n"] += n_obs
         sums["loss"] += float(student_loss) * n_obs
         for modality, rec in output.reconstruction_loss.items():
-            sums[f"reconstruction_{modality}"] += float(rec.sum())
-            sums[f"kl_{modality}"] += float(output.kl_local[modality].sum())
+            sums[f"reconstruction_{modality}"] += float(rec.detach().sum())
+            sums[f"kl_{modality}"] += float(output.kl_local[modality].detach().sum())
 
     def training_step(self, batch, batch_idx):
         """Update the students of the current phase on one minibatch."""
@@ -213,7 +213,8 @@ class DCCATrainingPlan(TrainingPlan):
             raise TrainingDivergedError(
                 f"The loss became {float(output.loss)} in phase {self.phase_index} "
                 f"({self.phase.name}), epoch {self._phase_epoch} of that phase. The model keeps "
-                "its last finite weights. Check the input for extreme values, or lower `lr`."
+                "the phase's best (or starting) weights. Check the input for extreme values, or "
+                "lower `lr`."
             )
         for modality in self.phase.students:
             optimizers[modality].zero_grad(set_to_none=True)
