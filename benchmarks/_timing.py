@@ -96,10 +96,12 @@ def dcca_flops_per_cell(
     def sparse_first(nnz: float, n_out: int) -> float:
         return 4.0 * nnz * n_out
 
-    per_vae = lambda n_features, nnz: (  # noqa: E731
-        sparse_first(nnz, n_hidden)
-        + 2 * dense(n_hidden, n_latent)  # mean and variance heads
-        + dense(n_latent, n_hidden)  # decoder hidden layer
-        + dense(n_hidden, n_features)  # decoder output head
-    )
+    def per_vae(n_features: int, nnz: float) -> float:
+        return (
+            sparse_first(nnz, n_hidden)
+            + 2 * dense(n_hidden, n_latent)  # mean and variance heads
+            + dense(n_latent, n_hidden)  # decoder hidden layer
+            + dense(n_hidden, n_features)  # decoder output head
+        )
+
     return per_vae(n_genes, rna_nnz) + per_vae(n_regions, epi_nnz)

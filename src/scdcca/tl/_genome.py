@@ -151,7 +151,7 @@ def gene_table(genes: pd.DataFrame | str | Path) -> pd.DataFrame:
     if missing:
         raise ValueError(
             f"The gene table lacks columns {missing}; it has {list(genes.columns)}. It needs "
-            "`gene`, `chrom` and `tss` (e.g. ../shared/data/genes_mm10.tsv.gz or a GTF file)."
+            "`gene`, `chrom` and `tss` (a GENCODE gene table, or read a GTF with `tl.read_gtf`)."
         )
     table = genes.drop_duplicates("gene", keep="first").copy()
     table["gene"] = table["gene"].astype(str)
