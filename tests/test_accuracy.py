@@ -1,11 +1,12 @@
-"""Clustering accuracy of DCCA latents on real data (regression guards).
+"""Clustering accuracy of DCCA latents on real data.
 
 KMeans with k = number of labels, ARI averaged over 3 KMeans seeds. Reference DCCA code
 (measured on the same files): kidney RNA latent 0.34, ATAC latent 0.27; Paired-Tag 0.53.
-The issue's targets (kidney joint >= 0.35, Paired-Tag joint >= 0.53) are NOT reached yet:
-with seed 0 and the default (alternating) schedule this build gives kidney joint 0.338 and
-Paired-Tag joint 0.513 (benchmarks/README.md). The thresholds below guard what is reached,
-so that a change that loses accuracy fails.
+Over training seeds 0, 1, 2 the defaults give kidney joint 0.351 (0.342-0.367) and
+Paired-Tag joint 0.515 (0.495-0.533) (benchmarks/README.md). Training seed 0 gives kidney
+0.37 and Paired-Tag 0.51 here. The kidney test asserts the issue's target (0.35), met on
+average over seeds; the Paired-Tag target (0.53) is not reached, so that test only guards
+against a loss of accuracy (threshold under the lowest seed).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def test_kidney_joint_beats_reference_and_transfer_helps_atac():
     alone, _ = _train("scicar_kidney", "atac", schedule="cycle", n_cycles=0)
     epi_alone = _ari(alone, mdata, "epi", "cell_type")
     print(f"kidney ARI: joint {joint:.3f}, atac with transfer {epi:.3f}, without {epi_alone:.3f}")
-    assert joint >= 0.30
+    assert joint >= 0.35
     assert epi > epi_alone + 0.05
 
 
@@ -49,4 +50,4 @@ def test_pairedtag_joint_beats_reference():
     model, mdata = _train("pairedtag_h3k4me3", "histone")
     joint = _ari(model, mdata, "joint", "cell_type")
     print(f"Paired-Tag H3K4me3 joint ARI {joint:.3f}")
-    assert joint >= 0.45
+    assert joint >= 0.47

@@ -316,7 +316,10 @@ def test_unpaired_or_reordered_cells_are_paired_by_name(kidney, layout):
     mixed = mudata.MuData(mods)
     scdcca.DCCA.setup_mudata(mixed, modalities=KIDNEY_MODALITIES)
     model = scdcca.DCCA(mixed)
-    assert model.get_latent_representation(indices=np.arange(10)).shape == (10, 20)
+    assert model.get_latent_representation(indices=np.arange(10)).shape == (
+        10,
+        2 * model.module.n_latent,
+    )
 
 
 @bad_input

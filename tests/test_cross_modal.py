@@ -121,7 +121,8 @@ def test_unpaired_cells_train_and_get_every_latent(unpaired_kidney):
     model.write_results(mdata)
     assert {name: mdata[name].shape for name in mdata.mod} == shapes  # modalities untouched
     joint = mdata.obsm["X_dcca"]
-    assert joint.shape == (mdata.n_obs, 20)
+    k = model.module.n_latent
+    assert joint.shape == (mdata.n_obs, 2 * k)
     assert np.isfinite(joint).all()
     observed = mdata.obsm["dcca_observed"]
     assert not observed.loc[rna_only, "epi"].any()
@@ -129,9 +130,9 @@ def test_unpaired_cells_train_and_get_every_latent(unpaired_kidney):
     assert observed["rna"].sum() == mdata["rna"].n_obs
     # the latent of a missing modality is the transferred one: the measured modality's latent
     rna_only_rows = mdata.obs_names.get_indexer(rna_only)
-    np.testing.assert_array_equal(joint[rna_only_rows, 10:], joint[rna_only_rows, :10])
+    np.testing.assert_array_equal(joint[rna_only_rows, k:], joint[rna_only_rows, :k])
     # each modality gets its own cells' latent and denoised layer
-    assert mdata["atac"].obsm["X_dcca"].shape == (mdata["atac"].n_obs, 10)
+    assert mdata["atac"].obsm["X_dcca"].shape == (mdata["atac"].n_obs, k)
     assert mdata["rna"].layers["dcca_denoised"].shape == mdata["rna"].shape
     epochs = model.history["epochs"]
     assert epochs["reconstruction_epi"].iloc[-1] < epochs["reconstruction_epi"].iloc[0]

@@ -55,7 +55,7 @@ class DCCAModule(BaseModuleClass):
         n_genes: int,
         n_regions: int,
         n_batch: int = 1,
-        n_latent: int = 10,
+        n_latent: int = 20,
         n_hidden: int = 128,
         n_layers: int = 1,
         dropout_rate: float = 0.1,
