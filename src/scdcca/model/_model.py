@@ -310,8 +310,6 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
             paper's schedule leaves the teacher's weights without gradients); each process
             then sees its share of the cells and the plan averages losses over all of them.
         """
-        if beta2 is None:
-            beta2 = 1.0 if schedule == "cycle" else 0.2
         phases = build_schedule(schedule, n_cycles, first_teacher, beta1, beta2)
         plan = self._training_plan_cls(
             self.module,
