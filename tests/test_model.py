@@ -170,6 +170,20 @@ def test_zinb_and_gaussian_options_train():
     assert model.get_latent_representation().shape == (600, 10)
 
 
+def test_training_on_every_cell_monitors_the_training_loss():
+    scvi.settings.seed = 0
+    mdata = read("scicar_kidney")[:600].copy()
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(mdata, n_latent=5)
+    model.train(train_size=1.0, max_epochs_per_phase=3, enable_progress_bar=False)
+    epochs = model.history["epochs"]
+    assert len(epochs) == 3
+    assert epochs["validation_loss"].isna().all()
+    assert np.isfinite(epochs["train_loss"]).all()
+    assert epochs["reconstruction_rna"].iloc[-1] < epochs["reconstruction_rna"].iloc[0]
+    assert model.get_latent_representation().shape == (600, 10)
+
+
 def test_demo_command_writes_results(tmp_path, capsys):
     out, png = tmp_path / "demo.h5mu", tmp_path / "demo.png"
     cli_main(

@@ -334,6 +334,8 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
             **datasplitter_kwargs,
         )
         trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
+        if splitter.n_val == 0:  # every cell trains: the plan monitors the training loss
+            trainer_kwargs.setdefault("limit_val_batches", 0)
         trainer_kwargs.setdefault("early_stopping", False)
         trainer_kwargs.setdefault("num_sanity_val_steps", 0)
         runner = self._train_runner_cls(
