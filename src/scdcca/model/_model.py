@@ -297,7 +297,11 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
             Epochs without improvement of the validation loss before the learning rate
             decays, and again before the phase ends.
         train_size, validation_size
-            Split of the cells (see :class:`scvi.dataloaders.DataSplitter`).
+            Split of the cells (see :class:`scvi.dataloaders.DataSplitter`). The held-out
+            cells decide early stopping; with ``train_size=1.0`` every cell trains and the
+            training loss is monitored instead (which trains much longer). On sparse
+            epigenomes the held-out cells' epigenome latent is weak, because the epigenome
+            encoder fits the training cells' RNA latents (``benchmarks/README.md``, session 4).
         accelerator, devices
             Passed to Lightning (``"cpu"``, ``"gpu"``, ``"auto"``; device ids or counts).
         plan_kwargs
