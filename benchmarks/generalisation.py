@@ -30,13 +30,8 @@ import torch
 from sklearn.neighbors import NearestNeighbors
 
 import scdcca
+from accuracy import DATA, DATASETS  # same datasets and label columns as the ARI benchmark
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-DATASETS = {
-    "scicar_kidney": ("atac", "cell_type"),
-    "pairedtag_h3k4me3": ("histone", "cell_type"),
-    "scicar_a549": ("atac", "treatment_time"),
-}
 N_NEIGHBOURS = 15
 
 
