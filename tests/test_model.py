@@ -184,6 +184,24 @@ def test_training_on_every_cell_monitors_the_training_loss():
     assert model.get_latent_representation().shape == (600, 10)
 
 
+def test_kl_warmup_counted_in_optimiser_steps():
+    scvi.settings.seed = 0
+    mdata = read("scicar_kidney")[:600].copy()
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(mdata, n_latent=5)
+    batch_size, n_steps = 128, 12
+    model.train(
+        max_epochs_per_phase=3,
+        batch_size=batch_size,
+        plan_kwargs={"n_steps_kl_warmup": n_steps, "n_epochs_kl_warmup": 100},
+        enable_progress_bar=False,
+    )
+    steps_per_epoch = -(-len(model.train_indices) // batch_size)
+    expected = [min(1.0, (steps_per_epoch * (e + 1) + 1) / n_steps) for e in range(3)]
+    # the steps setting wins over the epochs one, and the weight follows the minibatch count
+    np.testing.assert_allclose(model.history["epochs"]["kl_weight"], expected)
+
+
 def test_demo_command_writes_results(tmp_path, capsys):
     out, png = tmp_path / "demo.h5mu", tmp_path / "demo.png"
     cli_main(

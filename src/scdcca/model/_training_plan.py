@@ -61,6 +61,9 @@ class DCCATrainingPlan(TrainingPlan):
         Smallest relative drop of the monitored loss that counts as improvement.
     n_epochs_kl_warmup
         Epochs over which the KL weight rises linearly to 1, the first time a VAE trains.
+    n_steps_kl_warmup
+        Optimiser steps (minibatches) over which the KL weight rises linearly to 1, the
+        first time a VAE trains. Takes precedence over ``n_epochs_kl_warmup`` when set.
     weight_decay, eps
         Adam settings. ``eps`` is PyTorch's default, not scvi-tools' 0.01: with binary
         epigenome input most first-layer weights see a gradient in a few cells per epoch, and
@@ -77,7 +80,8 @@ class DCCATrainingPlan(TrainingPlan):
         lr_decay: float = 0.1,
         patience: int = 5,
         min_relative_improvement: float = 1e-3,
-        n_epochs_kl_warmup: int = 10,
+        n_epochs_kl_warmup: int | None = 10,
+        n_steps_kl_warmup: int | None = None,
         weight_decay: float = 1e-6,
         eps: float = 1e-8,
     ):
@@ -87,6 +91,7 @@ class DCCATrainingPlan(TrainingPlan):
             weight_decay=weight_decay,
             eps=eps,
             n_epochs_kl_warmup=n_epochs_kl_warmup,
+            n_steps_kl_warmup=n_steps_kl_warmup,
         )
         if not phases:
             raise ValueError("The schedule has no phase to train.")
@@ -100,6 +105,7 @@ class DCCATrainingPlan(TrainingPlan):
         self.epoch_records: list[dict] = []
         self.phase_records: list[dict] = []
         self._vae_epochs = dict.fromkeys(MODALITIES, 0)
+        self._vae_steps = dict.fromkeys(MODALITIES, 0)
         self._start_phase()
 
     # ----------------------------------------------------------------- phase state
@@ -132,7 +138,9 @@ class DCCATrainingPlan(TrainingPlan):
         }
 
     def kl_weight_for(self, modality: str) -> float:
-        """KL weight of a VAE: linear warm-up over its first ``n_epochs_kl_warmup`` epochs."""
+        """KL weight of a VAE: linear warm-up over its first steps (or epochs) of training."""
+        if self.n_steps_kl_warmup:
+            return min(1.0, (self._vae_steps[modality] + 1) / self.n_steps_kl_warmup)
         if not self.n_epochs_kl_warmup:
             return 1.0
         return min(1.0, (self._vae_epochs[modality] + 1) / self.n_epochs_kl_warmup)
@@ -221,6 +229,7 @@ class DCCATrainingPlan(TrainingPlan):
         self.manual_backward(output.loss)
         for modality in self.phase.students:
             optimizers[modality].step()
+            self._vae_steps[modality] += 1
         n_obs = output.n_obs_minibatch
         self._accumulate("train", output, n_obs, output.loss.detach())
         return output.loss.detach()
