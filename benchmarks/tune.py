@@ -166,9 +166,15 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--summary", action="store_true", help="print the table and exit")
     parser.add_argument("--force", action="store_true", help="re-run runs already recorded")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads; a run is reproducible at a fixed thread count (1: deterministic)",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if args.summary:
         print(summary(load()))
         return
@@ -184,6 +190,7 @@ def main() -> None:
                     if r["dataset"] == dataset
                     and r["seed"] == seed
                     and r["arguments"] == json.loads(json.dumps(arguments))
+                    and r.get("threads", 2) == args.threads
                 ]
                 if done and not args.force:
                     print(f"skip {dataset} {name} seed {seed} (recorded)", flush=True)
@@ -191,6 +198,7 @@ def main() -> None:
                 result = train_and_score(dataset, config, seed)
                 record = {"dataset": dataset, "config": name, "seed": seed, **result}
                 record["arguments"] = arguments
+                record["threads"] = args.threads
                 with OUT.open("a") as handle:
                     handle.write(json.dumps(record) + "\n")
                 print(
