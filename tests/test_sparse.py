@@ -6,10 +6,14 @@ import numpy as np
 import pytest
 import torch
 from scipy import sparse
-from scvi.distributions import NegativeBinomial
+from scvi.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
 from torch.nn import functional as F
 
-from scdcca.model._components import bernoulli_nll, negative_binomial_nll
+from scdcca.model._components import (
+    bernoulli_nll,
+    negative_binomial_nll,
+    zero_inflated_negative_binomial_nll,
+)
 from scdcca.model._module import DCCAModule
 from scdcca.model._sparse import SparseInputLinear, row_sums
 
@@ -46,6 +50,24 @@ def test_negative_binomial_matches_scvi(rows):
     for x in (sparse_rows["rna"], dense_rows["rna"]):
         torch.testing.assert_close(
             negative_binomial_nll(x, mu, theta), expected, rtol=1e-5, atol=1e-2
+        )
+
+
+def test_zero_inflated_negative_binomial_matches_scvi(rows):
+    sparse_rows, dense_rows = rows
+    generator = torch.Generator().manual_seed(2)
+    shape = dense_rows["rna"].shape
+    mu = torch.rand(shape, generator=generator) * 3
+    theta = torch.rand(shape[1], generator=generator) + 0.1
+    zi_logits = torch.randn(shape, generator=generator) * 2
+    distribution = ZeroInflatedNegativeBinomial(mu=mu, theta=theta, zi_logits=zi_logits)
+    expected = -distribution.log_prob(dense_rows["rna"]).sum(-1)
+    for x in (sparse_rows["rna"], dense_rows["rna"]):
+        torch.testing.assert_close(
+            zero_inflated_negative_binomial_nll(x, mu, theta, zi_logits),
+            expected,
+            rtol=1e-5,
+            atol=1e-2,
         )
 
 

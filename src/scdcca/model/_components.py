@@ -50,6 +50,38 @@ def negative_binomial_nll(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor
     return -log_likelihood.index_add(0, rows, at_counts.to(log_likelihood.dtype))
 
 
+def zero_inflated_negative_binomial_nll(
+    x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor, zi_logits: torch.Tensor
+) -> torch.Tensor:
+    """Zero-inflated negative-binomial negative log-likelihood per cell, dense or CSR counts.
+
+    With ``pi = sigmoid(zi_logits)``, ``p(0) = pi + (1 - pi) NB(0)`` and
+    ``p(x > 0) = (1 - pi) NB(x)``. The zero case is evaluated everywhere (no log-gamma), then
+    replaced by the non-zero case at the non-zero counts only, as in
+    :func:`negative_binomial_nll`; the result equals scvi-tools'
+    ``ZeroInflatedNegativeBinomial.log_prob`` summed over genes.
+    """
+    theta = theta.expand(mu.shape[-1]) if theta.dim() <= 1 else theta
+    log_theta_mu = torch.log(theta + mu + _EPS)
+    log_not_inflated = -F.softplus(zi_logits)  # log(1 - pi)
+    log_nb_zero = theta * (torch.log(theta + _EPS) - log_theta_mu)
+    # log(pi + (1 - pi) NB(0)) = softplus(log NB(0) - zi_logits) - softplus(-zi_logits)
+    log_zero = F.softplus(log_nb_zero - zi_logits) - F.softplus(-zi_logits)
+    log_likelihood = log_zero.sum(-1)
+    rows, cols, counts = nonzero_entries(x)
+    theta_nz = theta[cols] if theta.dim() == 1 else theta[rows, cols]
+    at_counts = (
+        log_not_inflated[rows, cols]
+        + log_nb_zero[rows, cols]
+        + counts * (torch.log(mu[rows, cols] + _EPS) - log_theta_mu[rows, cols])
+        + torch.lgamma(counts + theta_nz)
+        - torch.lgamma(theta_nz)
+        - torch.lgamma(counts + 1.0)
+        - log_zero[rows, cols]
+    )
+    return -log_likelihood.index_add(0, rows, at_counts.to(log_likelihood.dtype))
+
+
 def bernoulli_nll(
     logits: torch.Tensor, x: torch.Tensor, missing: tuple[torch.Tensor, torch.Tensor] | None
 ) -> torch.Tensor:
@@ -208,7 +240,7 @@ class RNAVAE(nn.Module):
         if isinstance(px, Normal):
             return -px.log_prob(x.to_dense() if is_sparse(x) else x).sum(-1)
         if isinstance(px, ZeroInflatedNegativeBinomial):
-            return -px.log_prob(x.to_dense() if is_sparse(x) else x).sum(-1)
+            return zero_inflated_negative_binomial_nll(x, px.mu, px.theta, px.zi_logits)
         return negative_binomial_nll(x, px.mu, px.theta)
 
     @staticmethod
