@@ -63,7 +63,6 @@ def zero_inflated_negative_binomial_nll(
     """
     theta = theta.expand(mu.shape[-1]) if theta.dim() <= 1 else theta
     log_theta_mu = torch.log(theta + mu + _EPS)
-    log_not_inflated = -F.softplus(zi_logits)  # log(1 - pi)
     log_nb_zero = theta * (torch.log(theta + _EPS) - log_theta_mu)
     # log(pi + (1 - pi) NB(0)) = softplus(log NB(0) - zi_logits) - softplus(-zi_logits)
     log_zero = F.softplus(log_nb_zero - zi_logits) - F.softplus(-zi_logits)
@@ -71,7 +70,7 @@ def zero_inflated_negative_binomial_nll(
     rows, cols, counts = nonzero_entries(x)
     theta_nz = theta[cols] if theta.dim() == 1 else theta[rows, cols]
     at_counts = (
-        log_not_inflated[rows, cols]
+        -F.softplus(zi_logits[rows, cols])  # log(1 - pi)
         + log_nb_zero[rows, cols]
         + counts * (torch.log(mu[rows, cols] + _EPS) - log_theta_mu[rows, cols])
         + torch.lgamma(counts + theta_nz)
