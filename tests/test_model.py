@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scanpy as sc
 import scvi
+import torch
 from scipy import sparse
 
 import scdcca
@@ -168,6 +169,31 @@ def test_zinb_and_gaussian_options_train():
     model.train(max_epochs_per_phase=2, enable_progress_bar=False)
     assert np.isfinite(model.history["epochs"]["validation_loss"]).all()
     assert model.get_latent_representation().shape == (600, 10)
+
+
+def test_rna_input_dropout_acts_only_while_training():
+    mdata = read("scicar_kidney")[:256].copy()
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    with pytest.raises(ValueError, match="rna_input_dropout"):
+        scdcca.DCCA(mdata, rna_input_dropout=1.0)
+    counts = torch.tensor(mdata["rna"].X.toarray(), dtype=torch.float32)
+    means = {}
+    for p in (0.0, 0.3):
+        scvi.settings.seed = 0
+        vae = scdcca.DCCA(mdata, dropout_rate=0.0, rna_input_dropout=p).module.rna
+        vae.train()
+        means[p] = [vae.encode(counts).loc.detach() for _ in range(2)]
+        vae.eval()
+        evaluation = [vae.encode(counts).loc.detach() for _ in range(2)]
+        torch.testing.assert_close(*evaluation)
+        if p == 0.3:  # the dropped entries: about 30 %, the kept ones scaled by 1 / 0.7
+            vae.train()
+            values = torch.log1p(counts[counts > 0])
+            dropped = vae._drop(values)
+            assert abs(float((dropped == 0).float().mean()) - 0.3) < 0.03
+            torch.testing.assert_close(dropped[dropped > 0], values[dropped > 0] / 0.7)
+    torch.testing.assert_close(*means[0.0])  # without input dropout training mode is exact
+    assert not torch.allclose(*means[0.3])
 
 
 def test_training_on_every_cell_monitors_the_training_loss():

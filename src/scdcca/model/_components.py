@@ -181,6 +181,7 @@ class RNAVAE(nn.Module):
         n_batch: int,
         dropout_rate: float,
         likelihood: RNALikelihood = "nb",
+        input_dropout: float = 0.0,
     ):
         super().__init__()
         if likelihood not in ("nb", "zinb", "gaussian"):
@@ -188,6 +189,7 @@ class RNAVAE(nn.Module):
                 f"rna_likelihood must be 'nb', 'zinb' or 'gaussian', got {likelihood!r}."
             )
         self.likelihood = likelihood
+        self.input_dropout = input_dropout
         self.encoder = GaussianEncoder(
             n_genes, n_latent, n_hidden, n_layers, n_batch, dropout_rate
         )
@@ -203,16 +205,29 @@ class RNAVAE(nn.Module):
         return row_sums(x)
 
     def encode(self, x: torch.Tensor, batch_index: torch.Tensor | None = None) -> Normal:
-        """Posterior over ``z_rna`` from raw counts (log-normalised internally)."""
+        """Posterior over ``z_rna`` from raw counts (log-normalised internally).
+
+        While training, ``input_dropout`` zeroes that fraction of the encoder's input entries
+        (and scales the rest up), so the latent cannot rest on a few detected genes.
+        """
         if self.likelihood == "gaussian":
-            return self.encoder(x, batch_index)
+            if is_sparse(x):
+                x = to_csr(x)
+                return self.encoder(with_values(x, self._drop(csr_parts(x)[2])), batch_index)
+            return self.encoder(self._drop(x), batch_index)
         lib = self.library(x).clamp(min=1.0)
         if is_sparse(x):
             x = to_csr(x)
             crow, _, counts = csr_parts(x)
             scaled = counts / lib.squeeze(-1)[csr_rows(crow)] * 1e4
-            return self.encoder(with_values(x, torch.log1p(scaled)), batch_index)
-        return self.encoder(torch.log1p(x / lib * 1e4), batch_index)
+            return self.encoder(with_values(x, self._drop(torch.log1p(scaled))), batch_index)
+        return self.encoder(self._drop(torch.log1p(x / lib * 1e4)), batch_index)
+
+    def _drop(self, values: torch.Tensor) -> torch.Tensor:
+        """Input dropout while training; the identity otherwise or when it is 0."""
+        if not self.input_dropout or not self.training:
+            return values
+        return F.dropout(values, self.input_dropout)
 
     def decode(
         self,

@@ -43,6 +43,8 @@ class DCCAModule(BaseModuleClass):
         Dropout after each hidden layer.
     rna_likelihood
         ``"nb"`` or ``"zinb"``.
+    rna_input_dropout
+        Fraction of the RNA encoder's input entries dropped while training.
     epi_likelihood
         ``"bernoulli"`` for binary calls, ``"gaussian"`` for continuous rates.
     log_mean_epi_depth
@@ -62,11 +64,19 @@ class DCCAModule(BaseModuleClass):
         rna_likelihood: RNALikelihood = "nb",
         epi_likelihood: EpiLikelihood = "bernoulli",
         log_mean_epi_depth: float = 0.0,
+        rna_input_dropout: float = 0.0,
     ):
         super().__init__()
         self.n_latent = n_latent
         self.rna = RNAVAE(
-            n_genes, n_latent, n_hidden, n_layers, n_batch, dropout_rate, rna_likelihood
+            n_genes,
+            n_latent,
+            n_hidden,
+            n_layers,
+            n_batch,
+            dropout_rate,
+            rna_likelihood,
+            rna_input_dropout,
         )
         self.epi = EpigenomeVAE(
             n_regions,
