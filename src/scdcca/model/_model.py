@@ -64,13 +64,14 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         normalised (e.g. log-scale) expression, modelled as it is. ``"zinb"`` clusters better
         where the joint embedding is what matters (Paired-Tag joint KMeans ARI +0.018 over 12
         training seeds, kidney +0.004) but gives kidney's transferred ATAC latent 0.045 less
-        and takes 1.4x the time per epoch (``benchmarks/README.md``, Session 6).
+        and takes 1.3x the time per epoch (``benchmarks/README.md``, Session 6).
     epi_likelihood
         ``"bernoulli"`` for binary calls, ``"gaussian"`` for continuous rates.
     rna_input_dropout
         Fraction of the RNA encoder's (log-normalised) input entries set to zero while
-        training, the rest scaled up; 0 turns it off. With ``rna_likelihood="zinb"``, 0.2
-        lifted kidney's joint KMeans ARI over six training seeds (``benchmarks/README.md``,
+        training, the rest scaled up; 0 turns it off. 0.2 lifted sci-CAR kidney's joint KMeans
+        ARI from 0.350 to 0.362 over six training seeds; with ``rna_likelihood="zinb"`` it
+        scored 0.361 on kidney and 0.539 on Paired-Tag over twelve (``benchmarks/README.md``,
         Session 6).
 
     Examples
