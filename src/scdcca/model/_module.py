@@ -43,13 +43,13 @@ class DCCAModule(BaseModuleClass):
         Dropout after each hidden layer.
     rna_likelihood
         ``"nb"`` or ``"zinb"``.
-    rna_input_dropout
-        Fraction of the RNA encoder's input entries dropped while training.
     epi_likelihood
         ``"bernoulli"`` for binary calls, ``"gaussian"`` for continuous rates.
     log_mean_epi_depth
         ``log1p`` of the mean number of open regions per cell in the training data; the
         Bernoulli decoder's depth offset is relative to it.
+    rna_input_dropout
+        Fraction of the RNA encoder's input entries dropped while training.
     """
 
     def __init__(
