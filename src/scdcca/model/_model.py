@@ -63,16 +63,17 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         ``"nb"`` or ``"zinb"`` for raw counts; ``"gaussian"`` for RNA published only as
         normalised (e.g. log-scale) expression, modelled as it is. ``"zinb"`` clusters better
         where the joint embedding is what matters (Paired-Tag joint KMeans ARI +0.018 over 12
-        training seeds, kidney +0.004) but gives kidney's transferred ATAC latent 0.045 less
-        and takes 1.3x the time per epoch (``benchmarks/README.md``, Session 6).
+        training seeds, kidney +0.004) but gives kidney's transferred ATAC latent 0.045 less,
+        scored lower on sci-CAR A549 (0.30 against 0.38, three seeds) and takes 1.3x the time
+        per epoch (``benchmarks/README.md``, Session 6).
     epi_likelihood
         ``"bernoulli"`` for binary calls, ``"gaussian"`` for continuous rates.
     rna_input_dropout
         Fraction of the RNA encoder's (log-normalised) input entries set to zero while
         training, the rest scaled up; 0 turns it off. 0.2 lifted sci-CAR kidney's joint KMeans
-        ARI from 0.350 to 0.362 over six training seeds; with ``rna_likelihood="zinb"`` it
-        scored 0.361 on kidney and 0.539 on Paired-Tag over twelve (``benchmarks/README.md``,
-        Session 6).
+        ARI from 0.350 to 0.362 over six training seeds and A549's from 0.38 to 0.48 over
+        three; with ``rna_likelihood="zinb"`` it scored 0.361 on kidney and 0.539 on
+        Paired-Tag over twelve (``benchmarks/README.md``, Session 6).
 
     Examples
     --------
