@@ -71,7 +71,7 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
     rna_input_dropout
         Fraction of the RNA encoder's (log-normalised) input entries set to zero while
         training, the rest scaled up; 0 turns it off. 0.2 lifted sci-CAR kidney's joint KMeans
-        ARI from 0.350 to 0.362 over six training seeds and A549's from 0.38 to 0.48 over
+        ARI from 0.342 to 0.357 over twelve training seeds and A549's from 0.38 to 0.48 over
         three; with ``rna_likelihood="zinb"`` it scored 0.361 on kidney and 0.539 on
         Paired-Tag over twelve (``benchmarks/README.md``, Session 6).
 
