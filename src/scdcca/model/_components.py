@@ -29,25 +29,33 @@ Missing = tuple[torch.Tensor, torch.Tensor] | torch.Tensor | None
 _EPS = 1e-8
 
 
-def negative_binomial_nll(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Negative-binomial negative log-likelihood per cell, for dense or CSR counts.
+def _negative_binomial_parts(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor):
+    """``log NB(0)`` for every entry, and ``log NB(x) - log NB(0)`` at the non-zero counts.
 
     ``log NB(x) = theta log(theta / (theta + mu)) + x log(mu / (theta + mu))
     + lgamma(x + theta) - lgamma(theta) - lgamma(x + 1)``: only the first term is non-zero
     where ``x = 0``, so the log-gamma terms are evaluated at the non-zero counts alone.
+    Returns ``log_nb_zero``, ``rows``, ``cols`` and that excess at ``(rows, cols)``.
     """
     theta = theta.expand(mu.shape[-1]) if theta.dim() <= 1 else theta
     log_theta_mu = torch.log(theta + mu + _EPS)
-    log_likelihood = (theta * (torch.log(theta + _EPS) - log_theta_mu)).sum(-1)
+    log_nb_zero = theta * (torch.log(theta + _EPS) - log_theta_mu)
     rows, cols, counts = nonzero_entries(x)
     theta_nz = theta[cols] if theta.dim() == 1 else theta[rows, cols]
-    at_counts = (
+    excess = (
         counts * (torch.log(mu[rows, cols] + _EPS) - log_theta_mu[rows, cols])
         + torch.lgamma(counts + theta_nz)
         - torch.lgamma(theta_nz)
         - torch.lgamma(counts + 1.0)
     )
-    return -log_likelihood.index_add(0, rows, at_counts.to(log_likelihood.dtype))
+    return log_nb_zero, rows, cols, excess
+
+
+def negative_binomial_nll(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Negative-binomial negative log-likelihood per cell, for dense or CSR counts."""
+    log_nb_zero, rows, _, excess = _negative_binomial_parts(x, mu, theta)
+    log_likelihood = log_nb_zero.sum(-1)
+    return -log_likelihood.index_add(0, rows, excess.to(log_likelihood.dtype))
 
 
 def zero_inflated_negative_binomial_nll(
@@ -57,25 +65,17 @@ def zero_inflated_negative_binomial_nll(
 
     With ``pi = sigmoid(zi_logits)``, ``p(0) = pi + (1 - pi) NB(0)`` and
     ``p(x > 0) = (1 - pi) NB(x)``. The zero case is evaluated everywhere (no log-gamma), then
-    replaced by the non-zero case at the non-zero counts only, as in
-    :func:`negative_binomial_nll`; the result equals scvi-tools'
+    replaced by the non-zero case at the non-zero counts only; the result equals scvi-tools'
     ``ZeroInflatedNegativeBinomial.log_prob`` summed over genes.
     """
-    theta = theta.expand(mu.shape[-1]) if theta.dim() <= 1 else theta
-    log_theta_mu = torch.log(theta + mu + _EPS)
-    log_nb_zero = theta * (torch.log(theta + _EPS) - log_theta_mu)
+    log_nb_zero, rows, cols, excess = _negative_binomial_parts(x, mu, theta)
     # log(pi + (1 - pi) NB(0)) = softplus(log NB(0) - zi_logits) - softplus(-zi_logits)
     log_zero = F.softplus(log_nb_zero - zi_logits) - F.softplus(-zi_logits)
     log_likelihood = log_zero.sum(-1)
-    rows, cols, counts = nonzero_entries(x)
-    theta_nz = theta[cols] if theta.dim() == 1 else theta[rows, cols]
     at_counts = (
         -F.softplus(zi_logits[rows, cols])  # log(1 - pi)
         + log_nb_zero[rows, cols]
-        + counts * (torch.log(mu[rows, cols] + _EPS) - log_theta_mu[rows, cols])
-        + torch.lgamma(counts + theta_nz)
-        - torch.lgamma(theta_nz)
-        - torch.lgamma(counts + 1.0)
+        + excess
         - log_zero[rows, cols]
     )
     return -log_likelihood.index_add(0, rows, at_counts.to(log_likelihood.dtype))
@@ -210,24 +210,28 @@ class RNAVAE(nn.Module):
         While training, ``input_dropout`` zeroes that fraction of the encoder's input entries
         (and scales the rest up), so the latent cannot rest on a few detected genes.
         """
-        if self.likelihood == "gaussian":
-            if is_sparse(x):
-                x = to_csr(x)
-                return self.encoder(with_values(x, self._drop(csr_parts(x)[2])), batch_index)
-            return self.encoder(self._drop(x), batch_index)
+        if self.likelihood != "gaussian":
+            x = self._log_normalised(x)
+        return self.encoder(self._drop(x), batch_index)
+
+    def _log_normalised(self, x: torch.Tensor) -> torch.Tensor:
+        """``log1p`` of counts scaled to 10,000 per cell; CSR stays CSR."""
         lib = self.library(x).clamp(min=1.0)
         if is_sparse(x):
             x = to_csr(x)
             crow, _, counts = csr_parts(x)
             scaled = counts / lib.squeeze(-1)[csr_rows(crow)] * 1e4
-            return self.encoder(with_values(x, self._drop(torch.log1p(scaled))), batch_index)
-        return self.encoder(self._drop(torch.log1p(x / lib * 1e4)), batch_index)
+            return with_values(x, torch.log1p(scaled))
+        return torch.log1p(x / lib * 1e4)
 
-    def _drop(self, values: torch.Tensor) -> torch.Tensor:
-        """Input dropout while training; the identity otherwise or when it is 0."""
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        """Input dropout on the entries (CSR: on its stored values) while training."""
         if not self.input_dropout or not self.training:
-            return values
-        return F.dropout(values, self.input_dropout)
+            return x
+        if is_sparse(x):
+            x = to_csr(x)
+            return with_values(x, F.dropout(csr_parts(x)[2], self.input_dropout))
+        return F.dropout(x, self.input_dropout)
 
     def decode(
         self,
