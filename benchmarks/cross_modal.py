@@ -79,7 +79,7 @@ def knn_predict(embedding, target, train, test, k: int = 15) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ models
-def dcca_predict(mdata, epi, train, test, seed, rna_likelihood="nb"):
+def dcca_predict(mdata, epi, train, test, seed, rna_likelihood="zinb"):
     scvi.settings.seed = seed
     fit = mdata[train].copy()
     scdcca.DCCA.setup_mudata(fit, modalities={"rna_layer": "rna", "epi_layer": epi})
@@ -141,7 +141,7 @@ def scores(pred_epi, true_epi, pred_rna, true_rna) -> dict[str, float]:
 
 
 def run_dataset(
-    name: str, folds: int, multivi_epochs: int, skip_multivi: bool, rna_likelihood: str = "nb"
+    name: str, folds: int, multivi_epochs: int, skip_multivi: bool, rna_likelihood: str = "zinb"
 ) -> list[str]:
     epi = EPIGENOME[name]
     mdata = mudata.read_h5mu(DATA / f"{name}.h5mu")
@@ -204,7 +204,7 @@ def main() -> None:
         "--multivi-datasets", nargs="+", default=None, help="run MULTIVI only on these"
     )
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rna-likelihood", default="nb", choices=["nb", "zinb"])
+    parser.add_argument("--rna-likelihood", default="zinb", choices=["zinb", "nb"])
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
@@ -226,7 +226,7 @@ def main() -> None:
     print(text)
     out = Path(__file__).parent / "output"
     out.mkdir(exist_ok=True)
-    suffix = "" if args.rna_likelihood == "nb" else f"_{args.rna_likelihood}"
+    suffix = "" if args.rna_likelihood == "zinb" else f"_{args.rna_likelihood}"
     (out / f"cross_modal{suffix}.md").write_text(text + "\n")
 
 

@@ -41,8 +41,8 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
     """Deep Cross-omics Cycle Attention (Zuo, Dai & Chen, Bioinformatics 2021).
 
     One VAE per modality, each with its own ``n_latent``-dimensional latent: RNA with a
-    negative-binomial (or ZINB) decoder and the epigenome (ATAC, histone marks, methylation)
-    with a Bernoulli (or Gaussian) decoder. Training alternates teacher and student: a
+    zero-inflated negative-binomial (or NB) decoder and the epigenome (ATAC, histone marks,
+    methylation) with a Bernoulli (or Gaussian) decoder. Training alternates teacher and student: a
     student's loss adds ``beta * ||z_teacher - z_student||^2`` with the teacher frozen.
 
     Parameters
@@ -60,20 +60,20 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
     dropout_rate
         Dropout after each hidden layer.
     rna_likelihood
-        ``"nb"`` or ``"zinb"`` for raw counts; ``"gaussian"`` for RNA published only as
-        normalised (e.g. log-scale) expression, modelled as it is. ``"zinb"`` clusters better
-        where the joint embedding is what matters (Paired-Tag joint KMeans ARI +0.018 over 12
-        training seeds, kidney +0.004) but gives kidney's transferred ATAC latent 0.045 less,
-        scored lower on sci-CAR A549 (0.30 against 0.38, three seeds) and takes 1.3x the time
-        per epoch (``benchmarks/README.md``, Session 6).
+        ``"zinb"`` (default) or ``"nb"`` for raw counts; ``"gaussian"`` for RNA published only
+        as normalised (e.g. log-scale) expression, modelled as it is. With the default input
+        dropout, ``"zinb"`` scored joint KMeans ARI 0.555 on Paired-Tag and 0.361 on sci-CAR
+        kidney over twelve training seeds against 0.521 and 0.363 for ``"nb"``, but stays in
+        the lower of sci-CAR A549's two modes (0.31 against 0.31-0.56 for ``"nb"``) and takes
+        1.3x the time per epoch (``benchmarks/README.md``, Session 7).
     epi_likelihood
         ``"bernoulli"`` for binary calls, ``"gaussian"`` for continuous rates.
     rna_input_dropout
         Fraction of the RNA encoder's (log-normalised) input entries set to zero while
-        training, the rest scaled up; 0 turns it off. 0.2 lifted sci-CAR kidney's joint KMeans
-        ARI from 0.342 to 0.357 over twelve training seeds and A549's from 0.38 to 0.48 over
-        three; with ``rna_likelihood="zinb"`` it scored 0.361 on kidney and 0.539 on
-        Paired-Tag over twelve (``benchmarks/README.md``, Session 6).
+        training, the rest scaled up; 0 turns it off. Over twelve training seeds with
+        ``"zinb"``, 0.3 lifted the joint KMeans ARI from 0.346 to 0.361 (kidney) and from
+        0.539 to 0.555 (Paired-Tag), and the transferred kidney ATAC latent from 0.19 to 0.25
+        (``benchmarks/README.md``, Session 7).
 
     Examples
     --------
@@ -96,9 +96,9 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         n_hidden: int = 128,
         n_layers: int = 1,
         dropout_rate: float = 0.1,
-        rna_likelihood: RNALikelihood = "nb",
+        rna_likelihood: RNALikelihood = "zinb",
         epi_likelihood: EpiLikelihood = "bernoulli",
-        rna_input_dropout: float = 0.0,
+        rna_input_dropout: float = 0.3,
     ):
         if not 0.0 <= rna_input_dropout < 1.0:
             raise ValueError(

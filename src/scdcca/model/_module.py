@@ -42,7 +42,8 @@ class DCCAModule(BaseModuleClass):
     dropout_rate
         Dropout after each hidden layer.
     rna_likelihood
-        ``"nb"`` or ``"zinb"``.
+        ``"zinb"`` or ``"nb"`` (``"gaussian"`` for normalised expression); defaults as in
+        :class:`scdcca.DCCA`.
     epi_likelihood
         ``"bernoulli"`` for binary calls, ``"gaussian"`` for continuous rates.
     log_mean_epi_depth
@@ -61,10 +62,10 @@ class DCCAModule(BaseModuleClass):
         n_hidden: int = 128,
         n_layers: int = 1,
         dropout_rate: float = 0.1,
-        rna_likelihood: RNALikelihood = "nb",
+        rna_likelihood: RNALikelihood = "zinb",
         epi_likelihood: EpiLikelihood = "bernoulli",
         log_mean_epi_depth: float = 0.0,
-        rna_input_dropout: float = 0.0,
+        rna_input_dropout: float = 0.3,
     ):
         super().__init__()
         self.n_latent = n_latent
