@@ -23,7 +23,7 @@ Methods:
   ``get_normalized_expression`` of those copies is the prediction. It thus sees the held-out
   cells' source modality during training, which DCCA and kNN do not.
 
-Writes ``benchmarks/output/cross_modal.md``.
+Writes ``benchmarks/output/cross_modal.md`` (``cross_modal_nb.md`` for ``--rna-likelihood nb``).
 """
 
 from __future__ import annotations

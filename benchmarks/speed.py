@@ -11,7 +11,8 @@ alternating schedule, where every minibatch updates both VAEs: one scdcca epoch 
 RNA and epigenome once, as one MULTIVI epoch does. Reported: median epoch time after the
 first epoch, cells/s, peak RSS of the process during training, and the fraction of the
 compute floor (matrix FLOPs of one epoch over this machine's measured float32 GEMM rate).
-Writes a markdown table to ``benchmarks/output/speed.md``.
+Writes a markdown table to ``benchmarks/output/speed_<dataset>.md`` (``_nb`` appended for
+``--rna-likelihood nb``).
 """
 
 from __future__ import annotations
