@@ -1,26 +1,42 @@
-"""Clustering accuracy of DCCA latents on real data.
+"""Clustering accuracy of DCCA latents on real data: the issue's targets, as the issue states them.
 
-KMeans with k = number of labels, ARI averaged over 3 KMeans seeds. Reference DCCA code
-(measured on the same files): kidney RNA latent 0.34, ATAC latent 0.27; Paired-Tag 0.53.
-Over training seeds 0, 1, 2 the defaults give kidney joint 0.351 (0.342-0.367) and
-Paired-Tag joint 0.515 (0.495-0.533) (benchmarks/README.md). Training seed 0 gives kidney
-0.37 and Paired-Tag 0.51 here. The kidney test asserts the issue's target (0.35), met on
-average over seeds; the Paired-Tag target (0.53) is not reached, so that test only guards
-against a loss of accuracy (threshold under the lowest seed).
+KMeans with k = number of labels, ARI averaged over 3 KMeans seeds, then over training seeds
+0, 1, 2. Reference DCCA code (measured on the same files): kidney RNA latent 0.34, ATAC
+latent 0.27; Paired-Tag 0.53. Training runs at one torch thread, as ``benchmarks/accuracy.py
+--threads 1`` does, so the per-seed ARIs are those of the committed table
+(``benchmarks/README.md``: kidney joint 0.359 / 0.361 / 0.342, Paired-Tag 0.515 / 0.574 /
+0.555). Over twelve training seeds the defaults score 0.361 and 0.555 (sd 0.009 and 0.022).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
 import pytest
 import scvi
+import torch
 
 import scdcca
 
 from .conftest import read
 
+SEEDS = (0, 1, 2)
 
-def _train(name: str, epi: str, **train_kwargs) -> tuple[scdcca.DCCA, object]:
-    scvi.settings.seed = 0
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(name: str, epi: str, seed: int, **train_kwargs) -> tuple[scdcca.DCCA, object]:
+    scvi.settings.seed = seed
     mdata = read(name)
     scdcca.DCCA.setup_mudata(mdata, modalities={"rna_layer": "rna", "epi_layer": epi})
     model = scdcca.DCCA(mdata)
@@ -28,26 +44,33 @@ def _train(name: str, epi: str, **train_kwargs) -> tuple[scdcca.DCCA, object]:
     return model, mdata
 
 
-def _ari(model, mdata, modality: str, label: str) -> float:
+def _ari(model, mdata, modality: str) -> float:
     z = model.get_latent_representation(modality=modality)
-    return float(scdcca.tl.clustering_scores(z, mdata.obs[label]).ari)
+    return float(scdcca.tl.clustering_scores(z, mdata.obs["cell_type"]).ari)
+
+
+def _ari_over_seeds(name: str, epi: str) -> dict[str, list[float]]:
+    scores = {"joint": [], "epi": []}
+    with _one_thread():
+        for seed in SEEDS:
+            model, mdata = _train(name, epi, seed)
+            for modality, values in scores.items():
+                values.append(_ari(model, mdata, modality))
+    print(f"{name} ARI over training seeds {SEEDS}: {scores}")
+    return scores
 
 
 @pytest.mark.slow
 def test_kidney_joint_beats_reference_and_transfer_helps_atac():
-    model, mdata = _train("scicar_kidney", "atac")
-    joint = _ari(model, mdata, "joint", "cell_type")
-    epi = _ari(model, mdata, "epi", "cell_type")
-    alone, _ = _train("scicar_kidney", "atac", schedule="cycle", n_cycles=0)
-    epi_alone = _ari(alone, mdata, "epi", "cell_type")
-    print(f"kidney ARI: joint {joint:.3f}, atac with transfer {epi:.3f}, without {epi_alone:.3f}")
-    assert joint >= 0.35
-    assert epi > epi_alone + 0.05
+    scores = _ari_over_seeds("scicar_kidney", "atac")
+    alone, mdata = _train("scicar_kidney", "atac", 0, schedule="cycle", n_cycles=0)
+    epi_alone = _ari(alone, mdata, "epi")
+    print(f"kidney ATAC latent without transfer: {epi_alone:.3f}")
+    assert np.mean(scores["joint"]) >= 0.35
+    assert min(scores["epi"]) > epi_alone + 0.05
 
 
 @pytest.mark.slow
 def test_pairedtag_joint_beats_reference():
-    model, mdata = _train("pairedtag_h3k4me3", "histone")
-    joint = _ari(model, mdata, "joint", "cell_type")
-    print(f"Paired-Tag H3K4me3 joint ARI {joint:.3f}")
-    assert joint >= 0.47
+    scores = _ari_over_seeds("pairedtag_h3k4me3", "histone")
+    assert np.mean(scores["joint"]) >= 0.53
