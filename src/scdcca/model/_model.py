@@ -64,8 +64,9 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         as normalised (e.g. log-scale) expression, modelled as it is. With the default input
         dropout, ``"zinb"`` scored joint KMeans ARI 0.555 on Paired-Tag and 0.361 on sci-CAR
         kidney over twelve training seeds against 0.521 and 0.363 for ``"nb"``, but stays in
-        the lower of sci-CAR A549's two modes (0.31 against 0.31-0.56 for ``"nb"``) and takes
-        1.3x the time per epoch (``benchmarks/README.md``, Session 7).
+        the lower of sci-CAR A549's two modes (joint about 0.31 in all nine runs; ``"nb"``
+        runs reach 0.30 or 0.55) and takes 1.2x the time per epoch (``benchmarks/README.md``,
+        Session 7).
     epi_likelihood
         ``"bernoulli"`` for binary calls, ``"gaussian"`` for continuous rates.
     rna_input_dropout
