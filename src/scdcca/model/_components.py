@@ -188,6 +188,11 @@ class RNAVAE(nn.Module):
             raise ValueError(
                 f"rna_likelihood must be 'nb', 'zinb' or 'gaussian', got {likelihood!r}."
             )
+        if not 0.0 <= input_dropout < 1.0:
+            raise ValueError(
+                f"rna_input_dropout must be in [0, 1), got {input_dropout!r}: it is the "
+                "fraction of the RNA encoder's input entries dropped while training."
+            )
         self.likelihood = likelihood
         self.input_dropout = input_dropout
         self.encoder = GaussianEncoder(

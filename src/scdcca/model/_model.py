@@ -101,11 +101,6 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         epi_likelihood: EpiLikelihood = "bernoulli",
         rna_input_dropout: float = 0.3,
     ):
-        if not 0.0 <= rna_input_dropout < 1.0:
-            raise ValueError(
-                f"rna_input_dropout must be in [0, 1), got {rna_input_dropout!r}: it is the "
-                "fraction of the RNA encoder's input entries dropped while training."
-            )
         twin = twin_of(mdata)
         super().__init__(mdata if twin is None else twin)
         #: The user's MuData when it has unpaired cells (the model trains on its padded twin).
