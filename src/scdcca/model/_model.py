@@ -14,11 +14,15 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 from scvi.data import fields
+from scvi.data._constants import _SCVI_UUID_KEY
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
+from scdcca import __version__
 from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY
 
+from . import _arguments as arguments
+from . import _saving as saving
 from . import _validation as validate
 from ._components import EpiLikelihood, RNALikelihood
 from ._data import SparseDataSplitter, sparse_minibatches_supported
@@ -26,7 +30,7 @@ from ._distributed import is_ddp, is_rank_zero
 from ._export import ExportMixin
 from ._manager import DCCAManager
 from ._module import DCCAModule
-from ._pairing import OBSERVED_COLUMNS, is_paired, padded_twin, remember_twin, twin_of
+from ._pairing import OBSERVED_COLUMNS, is_paired, padded_twin, share_registration
 from ._prediction import PredictionMixin
 from ._results import write_results
 from ._schedule import ScheduleName, build_schedule
@@ -101,10 +105,14 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         epi_likelihood: EpiLikelihood = "bernoulli",
         rna_input_dropout: float = 0.3,
     ):
-        twin = twin_of(mdata)
-        super().__init__(mdata if twin is None else twin)
-        #: The user's MuData when it has unpaired cells (the model trains on its padded twin).
-        self.source_mdata_ = None if twin is None else mdata
+        arguments.check_architecture(n_latent, n_hidden, n_layers, dropout_rate, rna_input_dropout)
+        registered = self._registered_data(mdata)
+        super().__init__(registered)
+        # the user's MuData when it has unpaired cells (the model trains on its padded twin);
+        # not a saved attribute: a save holds the data only with ``save_anndata=True``
+        self._unpaired_source = None if registered is mdata else mdata
+        #: scdcca release that built the model (kept through save and load).
+        self.scdcca_version_ = __version__
         args = self.adata_manager.registry["setup_args"]
         self.modalities_ = dict(args["modalities"])
         rna, epi = validate.check_model_input(self.adata_manager, rna_likelihood, epi_likelihood)
@@ -132,6 +140,27 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         )
         self.schedule_: list[dict] = []
         self.init_params_ = self._get_init_params(locals())
+
+    @classmethod
+    def _registered_data(cls, mdata: MuData) -> MuData:
+        """The MuData registered for ``mdata``: itself, or the padded twin of unpaired cells."""
+        if not isinstance(mdata, MuData):
+            raise TypeError(
+                f"DCCA takes a MuData set up with `scdcca.DCCA.setup_mudata`, got "
+                f"{type(mdata).__name__}."
+            )
+        manager = cls._setup_adata_manager_store.get(mdata.uns.get(_SCVI_UUID_KEY))
+        if manager is None:
+            raise ValueError(
+                "This MuData is not set up for DCCA: call `scdcca.DCCA.setup_mudata(mdata, "
+                "modalities={'rna_layer': ..., 'epi_layer': ...})` first."
+            )
+        if manager.adata is not mdata and not manager.is_twin_of(mdata):
+            raise ValueError(
+                "This MuData is a copy of one set up for DCCA, not the object itself: call "
+                "`scdcca.DCCA.setup_mudata` on it."
+            )
+        return manager.adata
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -251,10 +280,13 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         validate.remember(adata_manager, scanned)
         cls.register_manager(adata_manager)
         if registered is not mdata:
-            remember_twin(mdata, registered)
+            share_registration(mdata, registered)
+            adata_manager.remember_source(mdata)
 
     def _validate_anndata(self, adata: MuData | None = None, copy_if_view: bool = True) -> MuData:
         """Check a MuData the model was not set up with, then let scvi-tools transfer it."""
+        if adata is not None and adata is self._unpaired_source:
+            adata = self.adata  # unpaired cells are read through the padded twin
         validate.check_data_for_model(self, adata)
         return super()._validate_anndata(adata, copy_if_view=copy_if_view)
 
@@ -284,6 +316,8 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         ----------
         max_epochs_per_phase
             Upper bound on each phase's epochs; phases usually stop earlier on a plateau.
+            ``max_epochs=N`` (scvi-tools' name) is accepted too and sets the bound for all
+            phases together: ``N // n_phases`` epochs each (at least 1).
         schedule
             ``"alternating"`` (default: both VAEs every minibatch, each pulled towards the
             other's detached latent) or ``"cycle"`` (the paper's phases, one VAE at a time).
@@ -328,6 +362,20 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
             then sees its share of the cells and the plan averages losses over all of them.
         """
         phases = build_schedule(schedule, n_cycles, first_teacher, beta1, beta2)
+        if "max_epochs" in trainer_kwargs:  # scvi-tools' habit: a total over all phases
+            max_epochs = arguments.positive_int("max_epochs", trainer_kwargs.pop("max_epochs"))
+            max_epochs_per_phase = max(1, max_epochs // len(phases))
+        arguments.check_training(
+            max_epochs_per_phase,
+            n_cycles,
+            beta1,
+            beta2,
+            lr,
+            batch_size,
+            patience,
+            train_size,
+            validation_size,
+        )
         plan = self._training_plan_cls(
             self.module,
             phases=phases,
@@ -384,17 +432,113 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         finally:
             self._record_history(plan, schedule)
 
-    def save(self, dir_path: str, *args, **kwargs) -> None:
-        """Save the model (see :meth:`scvi.model.base.BaseModelClass.save`); rank 0 only."""
-        if is_rank_zero():
-            super().save(dir_path, *args, **kwargs)
+    def save(
+        self,
+        dir_path: str,
+        prefix: str | None = None,
+        overwrite: bool = False,
+        save_anndata: bool = False,
+        save_kwargs: dict | None = None,
+        **anndata_write_kwargs,
+    ) -> None:
+        """Save the model; in distributed training rank 0 only.
+
+        The files are those of :meth:`scvi.model.base.BaseModelClass.save` (``model.pt`` and,
+        with ``save_anndata``, ``mdata.h5mu``), written into a temporary folder first and then
+        moved into ``dir_path``: a save that fails (full disk, crash) leaves an earlier save
+        there loadable. Saving without data over a save with data removes the old data file,
+        and the two files of one save carry a shared token, so :meth:`load` never pairs these
+        weights with another save's cells. With unpaired cells, ``save_anndata`` writes the
+        MuData the model was set up with (not the padded copy it trains on).
+
+        Parameters
+        ----------
+        dir_path
+            Directory to save into.
+        prefix
+            Prefix of the file names.
+        overwrite
+            Replace a model already saved in ``dir_path`` (with the same ``prefix``).
+        save_anndata
+            Also save the MuData the model was set up with.
+        save_kwargs
+            Passed to :func:`torch.save`.
+        **anndata_write_kwargs
+            Passed to :meth:`mudata.MuData.write`.
+        """
+        if not is_rank_zero():
+            return
+        self.save_token_ = saving.new_token()
+        source = self._unpaired_source
+
+        def write(folder) -> None:
+            BaseModelClass.save(
+                self,
+                str(folder),
+                prefix=prefix,
+                overwrite=True,
+                save_anndata=save_anndata and source is None,
+                save_kwargs=save_kwargs,
+                **anndata_write_kwargs,
+            )
+            if save_anndata and source is not None:
+                source.write(folder / f"{prefix or ''}{saving.DATA_FILE}", **anndata_write_kwargs)
+
+        saving.write_atomically(dir_path, prefix, overwrite, write, self.save_token_)
+
+    @classmethod
+    def load(
+        cls,
+        dir_path: str,
+        adata: MuData | None = None,
+        accelerator: str = "auto",
+        device: int | str = "auto",
+        prefix: str | None = None,
+        **kwargs,
+    ) -> DCCA:
+        """Load a model saved with :meth:`save`.
+
+        Parameters
+        ----------
+        dir_path
+            Directory the model was saved into.
+        adata
+            MuData to attach the model to (the same features; set up again with the saved
+            settings). ``None``: the MuData saved with the model (``save_anndata=True``).
+        accelerator, device
+            Where to put the model (see :meth:`scvi.model.base.BaseModelClass.load`).
+        prefix
+            Prefix of the saved file names.
+        **kwargs
+            Passed to :meth:`scvi.model.base.BaseModelClass.load`.
+
+        Raises
+        ------
+        ValueError
+            When no data were saved and none is passed, when the saved data file belongs to
+            another save, or when a newer scdcca release saved the model.
+        """
+        attributes = saving.saved_attributes(dir_path, prefix)
+        if attributes:
+            saving.check_saved_version(attributes.get("scdcca_version_"), __version__)
+            has_data = saving.check_saved_data(dir_path, prefix, attributes)
+            if adata is None and not has_data and not kwargs.get("backup_url"):
+                raise ValueError(
+                    f"The model in {dir_path} was saved without its data "
+                    "(save_anndata=False): pass the MuData it was trained on, "
+                    "`DCCA.load(dir_path, adata=mdata)`."
+                )
+        return super().load(
+            dir_path, adata=adata, accelerator=accelerator, device=device, prefix=prefix, **kwargs
+        )
 
     def _record_history(self, plan: DCCATrainingPlan, schedule: str) -> None:
         history = dict(getattr(self, "history_", None) or {})
         history["epochs"] = pd.DataFrame(plan.epoch_records)
         history["phases"] = pd.DataFrame(plan.phase_records)
         self.history_ = history
-        self.schedule_ = [{"schedule": schedule, **phase.as_record()} for phase in plan.phases]
+        ran = plan.phases[: len(plan.phase_records)]
+        self.schedule_ = [{"schedule": schedule, **phase.as_record()} for phase in ran]
 
     # ------------------------------------------------------------------ inference
     def _minibatches(
@@ -404,10 +548,14 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         batch_size: int | None,
         modalities: Sequence[Modality] = MODALITIES,
     ) -> Iterator[dict[str, torch.Tensor]]:
+        if batch_size is not None:
+            arguments.positive_int("batch_size", batch_size)
+        n_cells = (self.adata if self._is_setup_data(mdata) else mdata).n_obs
+        indices = arguments.cell_indices(indices, n_cells)
         if not self._is_setup_data(mdata):
             yield from self._external_minibatches(mdata, modalities, indices, batch_size)
             return
-        if mdata is not None and mdata is self.source_mdata_:
+        if mdata is not None and mdata is self._unpaired_source:
             mdata = None  # unpaired cells: read through the padded twin (same cells)
         mdata = self._validate_anndata(mdata)
         loader = self._make_data_loader(
@@ -509,6 +657,7 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         return_numpy
             Return an array instead of a cells x genes DataFrame.
         """
+        library_size = arguments.library_size(library_size, allow_observed=True)
         observed = library_size == "observed"
         blocks = list(self._denoised_batches("rna", mdata, indices, batch_size, observed))
         scaled = not observed and self.module.rna.likelihood != "gaussian"
@@ -541,6 +690,7 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         -------
         Open probabilities (Bernoulli) or means (Gaussian).
         """
+        threshold = arguments.threshold(threshold)
         blocks = self._denoised_batches("epi", mdata, indices, batch_size)
         if threshold is not None:
             return sparse.vstack(
@@ -565,7 +715,7 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         In distributed training only rank 0 writes; other ranks return ``mdata`` untouched.
         """
         if mdata is None:
-            mdata = self.adata if self.source_mdata_ is None else self.source_mdata_
+            mdata = self.adata if self._unpaired_source is None else self._unpaired_source
         if not is_rank_zero():
             return mdata
         return write_results(

@@ -2,13 +2,14 @@
 
 scvi-tools registers only fully paired MuData, so DCCA trains on a padded twin: every
 modality holds every cell of the MuData (in its order), cells that lack a modality get an
-empty row there, and two ``.obs`` flags say which modalities each cell has. The user's MuData
-is left as it is; sparse rows are padded without densifying.
+empty row there, and two ``.obs`` flags say which modalities each cell has. The twin is
+registered with scvi-tools and held by its :class:`~scvi.data.AnnDataManager`; the user's
+MuData only receives the twin's ``_scvi_*`` registration keys in ``.uns``, through which the
+model finds the twin. Sparse rows are padded without densifying.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -21,8 +22,6 @@ from scdcca._constants import MODALITIES
 
 #: Columns of the padded twin's ``.obs`` with the per-cell "measured" flags.
 OBSERVED_COLUMNS = {"rna": "_dcca_observed_rna", "epi": "_dcca_observed_epi"}
-
-_TWINS: dict[int, tuple[weakref.ref, MuData]] = {}
 
 
 def observed_cells(mdata: MuData, modalities: Mapping[str, str]) -> dict[str, np.ndarray]:
@@ -99,17 +98,14 @@ def padded_twin(
     return twin_mdata
 
 
-def remember_twin(mdata: MuData, twin: MuData) -> None:
-    """Link a user's unpaired MuData to the padded twin registered for it."""
-    for key, (ref, _) in list(_TWINS.items()):
-        if ref() is None:
-            del _TWINS[key]
-    _TWINS[id(mdata)] = (weakref.ref(mdata), twin)
+def share_registration(mdata: MuData, twin: MuData) -> None:
+    """Point the user's unpaired MuData at the registration of its padded twin.
 
-
-def twin_of(mdata) -> MuData | None:
-    """The padded twin registered for ``mdata``, if it was set up with unpaired cells."""
-    found = _TWINS.get(id(mdata))
-    if found is None or found[0]() is not mdata:
-        return None
-    return found[1]
+    scvi-tools finds the :class:`~scvi.data.AnnDataManager` of a MuData through the
+    ``_scvi_uuid`` / ``_scvi_manager_uuid`` keys of its ``.uns``. Copying the twin's keys into
+    the user's MuData lets :class:`~scdcca.DCCA` find the twin from the user's object, and the
+    twin lives as long as its manager (``manager.adata``): no state is kept here.
+    """
+    for key, value in twin.uns.items():
+        if str(key).startswith("_scvi_"):
+            mdata.uns[key] = value

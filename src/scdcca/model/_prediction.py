@@ -20,6 +20,7 @@ from scipy import sparse
 
 from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY
 
+from . import _arguments as arguments
 from . import _validation as validate
 from ._external import aligned_row_batches, feature_columns, layer_matrix
 
@@ -37,7 +38,7 @@ class PredictionMixin:
         return pd.Index(registry["column_names"])
 
     def _is_setup_data(self, data) -> bool:
-        source = getattr(self, "source_mdata_", None)
+        source = getattr(self, "_unpaired_source", None)
         return data is None or data is self.adata or (source is not None and data is source)
 
     def _modality_adata(self, data: MuData | AnnData, modality: Modality) -> AnnData:
@@ -178,6 +179,8 @@ class PredictionMixin:
         if source not in ("rna", "epi"):
             raise ValueError(f"source must be 'rna' or 'epi', got {source!r}.")
         target = "epi" if source == "rna" else "rna"
+        threshold = arguments.threshold(threshold)
+        library_size = arguments.library_size(library_size, allow_observed=False)
         if threshold is not None and target != "epi":
             raise ValueError("`threshold` applies to a predicted epigenome (source='rna').")
         blocks = self._predicted_batches(data, source, indices, batch_size)
@@ -195,4 +198,5 @@ class PredictionMixin:
 
     def _cell_names(self, data, indices) -> pd.Index:
         names = (self.adata if data is None else data).obs_names
-        return names if indices is None else names[np.asarray(indices)]
+        indices = arguments.cell_indices(indices, len(names))
+        return names if indices is None else names[indices]

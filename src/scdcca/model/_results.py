@@ -16,7 +16,7 @@ from scdcca._constants import (
     UNS_KEY,
 )
 
-from ._pairing import observed_cells, twin_of
+from ._pairing import observed_cells
 
 if TYPE_CHECKING:
     from ._model import DCCA
@@ -61,6 +61,13 @@ def write_results(
       keeping values ``>= epi_threshold`` if that is given).
     - ``mdata.uns["dcca"]``: the model settings and the schedule that produced them.
 
+    Every value is computed first and written under its own cell and feature: modalities may
+    list the model's features in another order (the layers follow the modality's order). A
+    modality with features the model lacks, or without some of its features, is refused
+    before anything is written, and so is an untrained model. Either all keys are written or,
+    if writing fails, the MuData is left as it was; with ``overwrite=True`` every result key
+    of an earlier model is removed, so results of two models never mix.
+
     Parameters
     ----------
     model
@@ -81,6 +88,10 @@ def write_results(
     -------
     The same ``mdata``, for chaining.
     """
+    if not getattr(model, "is_trained_", False):
+        raise RuntimeError(
+            "The model is not trained: call `model.train()` before writing its results."
+        )
     modalities = model.modalities_
     taken = result_locations(mdata, modalities)
     if taken and not overwrite:
@@ -90,8 +101,20 @@ def write_results(
             + ". Pass overwrite=True to replace them, or write into a copy."
         )
     rna, epi = modalities["rna_layer"], modalities["epi_layer"]
-    # an unpaired MuData is read through the padded twin the model trained on (same cells)
-    source = model.adata if twin_of(mdata) is model.adata else mdata
+    for name in (rna, epi):
+        if name not in mdata.mod:
+            raise KeyError(
+                f"The MuData has no modality {name!r}, where the model's results go; it has "
+                f"{list(mdata.mod)}."
+            )
+    # every value is computed and placed under its own cell and feature before anything is
+    # written: a failure leaves the MuData as it was
+    unpaired = mdata is model._unpaired_source
+    source = model.adata if unpaired else mdata
+    columns = {
+        name: _feature_order(mdata.mod[name].var_names, model.model_features(role), name)
+        for name, role in ((rna, "rna"), (epi, "epi"))
+    }
     joint = model.get_latent_representation(source, modality="joint", batch_size=batch_size)
     n_latent = joint.shape[1] // 2
     rna_layer = model.get_normalized_expression(
@@ -100,20 +123,23 @@ def write_results(
     epi_layer = model.get_normalized_accessibility(
         source, threshold=epi_threshold, batch_size=batch_size, return_numpy=True
     )
-    mdata.obsm[LATENT_OBSM_KEY] = joint
-    if source is not mdata:
+    writes: list[tuple[object, str, object]] = [(mdata.obsm, LATENT_OBSM_KEY, joint)]
+    if unpaired:
         observed = observed_cells(mdata, modalities)
-        mdata.obsm[OBSERVED_OBSM_KEY] = pd.DataFrame(
+        frame = pd.DataFrame(
             {"rna": observed["rna"], "epi": observed["epi"]}, index=mdata.obs_names
         )
+        writes.append((mdata.obsm, OBSERVED_OBSM_KEY, frame))
     halves = {rna: joint[:, :n_latent], epi: joint[:, n_latent:]}
     for name, layer in ((rna, rna_layer), (epi, epi_layer)):
         rows = _modality_rows(mdata, name)
         half, layer = (halves[name], layer) if rows is None else (halves[name][rows], layer[rows])
-        mdata.mod[name].obsm[LATENT_OBSM_KEY] = np.ascontiguousarray(half)
-        mdata.mod[name].layers[DENOISED_LAYER_KEY] = layer.astype(np.float32, copy=False)
+        if columns[name] is not None:
+            layer = layer[:, columns[name]]
+        writes.append((mdata.mod[name].obsm, LATENT_OBSM_KEY, np.ascontiguousarray(half)))
+        writes.append((mdata.mod[name].layers, DENOISED_LAYER_KEY, layer.astype(np.float32)))
     init = model.init_params_.get("non_kwargs", {})
-    mdata.uns[UNS_KEY] = {
+    settings = {
         "scdcca_version": __version__,
         "rna_modality": rna,
         "epi_modality": epi,
@@ -121,14 +147,60 @@ def write_results(
         "joint_latent": "mdata.obsm['X_dcca'] = [z_rna, z_epi]",
         "unpaired_cells": "a cell lacking a modality gets the other modality's latent for it; "
         f"mdata.obsm[{OBSERVED_OBSM_KEY!r}] says which halves were measured",
-        "rna_likelihood": str(init.get("rna_likelihood", "nb")),
+        "rna_likelihood": str(init.get("rna_likelihood", "zinb")),
         "epi_likelihood": str(init.get("epi_likelihood", "bernoulli")),
         "rna_denoised_library_size": float(rna_library_size),
         "epi_denoised": "open probability at mean depth"
         + ("" if epi_threshold is None else f", kept where >= {epi_threshold}"),
         "schedule": [str(p["name"]) for p in model.schedule_],
     }
+    writes.append((mdata.uns, UNS_KEY, settings))
+    _write_all(mdata, modalities, writes)
     return mdata
+
+
+def _feature_order(names: pd.Index, features: pd.Index, modality: str) -> np.ndarray | None:
+    """Column of the model's output for each feature of ``names`` (``None``: same order).
+
+    Refuses a modality whose features are not exactly the model's (in any order): a denoised
+    layer needs one value for every feature of the modality.
+    """
+    if names.equals(features):
+        return None
+    order = features.get_indexer(names)
+    if len(names) != len(features) or (order < 0).any():
+        extra = list(names[order < 0][:3])
+        missing = list(features.difference(names)[:3])
+        raise ValueError(
+            f"write_results needs modality {modality!r} to hold exactly the model's "
+            f"{len(features)} features (in any order); it has {len(names)}"
+            + (f", including {extra} the model does not know" if extra else "")
+            + (f", without {missing}" if missing else "")
+            + ". Subset it to `model.model_features(...)`, or use the getters, which return "
+            "the model's features for any data holding them."
+        )
+    return order
+
+
+def _write_all(mdata: MuData, modalities: dict[str, str], writes: list) -> None:
+    """Replace every result key by ``writes``, or leave the MuData as it was on failure."""
+    stores = [mdata.obsm, mdata.uns]
+    for name in (modalities["rna_layer"], modalities["epi_layer"]):
+        stores += [mdata.mod[name].obsm, mdata.mod[name].layers]
+    keys = (LATENT_OBSM_KEY, OBSERVED_OBSM_KEY, DENOISED_LAYER_KEY, UNS_KEY)
+    previous = [(store, key, store[key]) for store in stores for key in keys if key in store]
+    try:
+        for store, key, _ in previous:
+            del store[key]  # results of an earlier model never mix with these
+        for store, key, value in writes:
+            store[key] = value
+    except BaseException:
+        for store, key, _ in writes:
+            if key in store:
+                del store[key]
+        for store, key, value in previous:
+            store[key] = value
+        raise
 
 
 def _modality_rows(mdata: MuData, name: str) -> np.ndarray | None:

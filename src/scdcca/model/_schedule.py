@@ -83,8 +83,10 @@ def build_schedule(
         beta2 = 1.0 if schedule == "cycle" else 0.2
     if first_teacher not in MODALITIES:
         raise ValueError(f"first_teacher must be 'rna' or 'epi', got {first_teacher!r}.")
-    if beta1 < 0 or beta2 < 0:
-        raise ValueError(f"Attention weights must be >= 0, got beta1={beta1}, beta2={beta2}.")
+    if not (0 <= beta1 < float("inf") and 0 <= beta2 < float("inf")):  # NaN fails too
+        raise ValueError(
+            f"Attention weights must be finite and >= 0, got beta1={beta1}, beta2={beta2}."
+        )
     weight = {"epi": float(beta1), "rna": float(beta2)}
     if isinstance(schedule, list | tuple):
         if not all(isinstance(p, Phase) for p in schedule):

@@ -332,8 +332,7 @@ class DCCATrainingPlan(TrainingPlan):
         for modality, state in self._best_state.items():
             self.module.vae(modality).load_state_dict(state)
 
-    def _end_phase(self) -> None:
-        self._restore_best()
+    def _record_phase(self, completed: bool) -> None:
         phase_epochs = [r for r in self.epoch_records if r["phase"] == self.phase_index]
         last = phase_epochs[-1] if phase_epochs else {}
         self.phase_records.append(
@@ -344,8 +343,13 @@ class DCCATrainingPlan(TrainingPlan):
                 "best_loss": self._best_loss,
                 "lr_decayed": self._lr_decayed,
                 "attention_distance": last.get("attention_distance", math.nan),
+                "completed": completed,
             }
         )
+
+    def _end_phase(self) -> None:
+        self._restore_best()
+        self._record_phase(completed=True)
         self.phase_index += 1
         if self.finished:
             self.trainer.should_stop = True
@@ -353,6 +357,11 @@ class DCCATrainingPlan(TrainingPlan):
             self._start_phase()
 
     def on_exception(self, exception: BaseException) -> None:
-        """On interruption or divergence, go back to the best weights of the current phase."""
+        """On interruption or divergence, go back to the best weights of the current phase.
+
+        A phase that trained for at least one epoch is recorded with ``completed=False``.
+        """
         if not self.finished:
             self._restore_best()
+            if self._phase_epoch > 0:
+                self._record_phase(completed=False)
