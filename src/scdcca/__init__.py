@@ -1,13 +1,36 @@
-"""scdcca: Deep Cross-omics Cycle Attention for paired single-cell multi-omics."""
+"""scdcca: Deep Cross-omics Cycle Attention for paired single-cell multi-omics.
 
+The submodules (``datasets``, ``pl``, ``tl``, ``model``) and :class:`DCCA` are imported on
+first use, so ``import scdcca`` and the ``scdcca`` command line start without loading torch.
+"""
+
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 try:
     __version__ = version("scdcca")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-from . import datasets, pl, tl
-from .model import DCCA
+if TYPE_CHECKING:
+    from . import datasets, model, pl, tl
+    from .model import DCCA
 
-__all__ = ["DCCA", "__version__", "datasets", "pl", "tl"]
+__all__ = ["DCCA", "__version__", "datasets", "model", "pl", "tl"]
+_SUBMODULES = ("datasets", "model", "pl", "tl")
+
+
+def __getattr__(name: str):
+    """Import a submodule, or :class:`DCCA`, the first time it is asked for."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name == "DCCA":
+        return importlib.import_module(".model", __name__).DCCA
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -62,17 +62,51 @@ def run_demo(
     return scores
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``scdcca`` console script."""
+def build_parser() -> argparse.ArgumentParser:
+    """The ``scdcca`` argument parser (building it imports nothing heavy)."""
+    from scdcca import __version__
+
     parser = argparse.ArgumentParser(prog="scdcca", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="train on the bundled sci-CAR kidney data")
-    demo.add_argument("--out", type=Path, default=Path("dcca_demo.h5mu"))
-    demo.add_argument("--png", type=Path, default=Path("dcca_demo.png"))
-    demo.add_argument("--max-epochs-per-phase", type=int, default=200)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--no-progress-bar", action="store_true")
-    args = parser.parse_args(argv)
+    parser.add_argument("--version", action="version", version=f"scdcca {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, help="what to run")
+    demo = sub.add_parser(
+        "demo",
+        help="train on the bundled sci-CAR kidney data",
+        description="Train DCCA on the sci-CAR kidney data shipped in the package, write the "
+        "MuData with its results and a figure of both latents, and score the latents "
+        "against the published cell types.",
+    )
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("dcca_demo.h5mu"),
+        help="MuData file to write, with latents and denoised layers (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--png",
+        type=Path,
+        default=Path("dcca_demo.png"),
+        help="figure of the RNA, epigenome and joint latents (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--max-epochs-per-phase",
+        type=int,
+        default=200,
+        help="upper bound on each training phase's epochs; phases usually stop earlier on "
+        "a plateau (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--seed", type=int, default=0, help="scvi-tools random seed (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--no-progress-bar", action="store_true", help="train without the progress bar"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``scdcca`` console script (torch is loaded only to run a command)."""
+    args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)
     if args.command == "demo":
         run_demo(
