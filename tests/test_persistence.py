@@ -306,3 +306,10 @@ def test_interrupted_cycle_records_only_the_phases_that_ran():
     assert [p["name"] for p in model.schedule_] == ["rna", "epi"]
     model.write_results(mdata)
     assert mdata.uns["dcca"]["schedule"] == ["rna", "epi"]
+
+
+def test_unregistered_mudata_error_names_setup_mudata():
+    with pytest.raises(ValueError, match=r"not set up for DCCA.*DCCA\.setup_mudata"):
+        scdcca.DCCA(_kidney(50))
+    with pytest.raises(NotImplementedError, match="setup_mudata"):
+        scdcca.DCCA.setup_anndata(_kidney(50)["rna"])
