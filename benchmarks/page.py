@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _results import _cell, _plain
+from _results import _cell, _plain, numeric
 
 DATASETS = ["snare_cortex", "scicar_kidney", "pairedtag_h3k4me3", "scicar_a549"]
 METHODS = ["scdcca", "scdcca_cycle", "pca_lsi", "wnn", "mofa", "scvi_peakvi", "multivi", "knn"]
@@ -51,8 +51,10 @@ COLUMNS = {
 
 
 def _epochs(values: pd.Series) -> str:
-    """Epochs of each seed's fit, in seed order."""
-    return " / ".join(_plain(v) for v in values.dropna())
+    """Epochs of each seed's fit, in seed order (``"scvi=...;peakvi=..."`` kept as text)."""
+    return " / ".join(
+        _plain(numeric(v)) if numeric(v) == numeric(v) else str(v) for v in values.dropna()
+    )
 
 
 def tables(out: Path) -> str:
