@@ -521,8 +521,9 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         attributes = saving.saved_attributes(dir_path, prefix)
         if attributes:
             saving.check_saved_version(attributes.get("scdcca_version_"), __version__)
-            has_data = saving.check_saved_data(dir_path, prefix, attributes)
-            if adata is None and not has_data and not kwargs.get("backup_url"):
+            # the saved data are read only when no MuData is passed: only then must they match
+            has_data = adata is not None or saving.check_saved_data(dir_path, prefix, attributes)
+            if not has_data and not kwargs.get("backup_url"):
                 raise ValueError(
                     f"The model in {dir_path} was saved without its data "
                     "(save_anndata=False): pass the MuData it was trained on, "
