@@ -55,8 +55,6 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         MuData registered with :meth:`setup_mudata`.
     n_latent
         Size of each modality's latent space (the joint latent has twice as many columns).
-        20 scored higher KMeans ARI than 10 on sci-CAR kidney at equal Paired-Tag accuracy
-        (``benchmarks/README.md``, tuning).
     n_hidden
         Width of hidden layers.
     n_layers
@@ -65,20 +63,14 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         Dropout after each hidden layer.
     rna_likelihood
         ``"zinb"`` (default) or ``"nb"`` for raw counts; ``"gaussian"`` for RNA published only
-        as normalised (e.g. log-scale) expression, modelled as it is. With the default input
-        dropout, ``"zinb"`` scored joint KMeans ARI 0.555 on Paired-Tag and 0.361 on sci-CAR
-        kidney over twelve training seeds against 0.521 and 0.363 for ``"nb"``, but stays in
-        the lower of sci-CAR A549's two modes (joint about 0.31 in all nine runs; ``"nb"``
-        runs reach 0.30 or 0.55) and takes 1.2x the time per epoch (``benchmarks/README.md``,
-        Session 7).
+        as normalised (e.g. log-scale) expression, modelled as it is. ``"zinb"`` adds a
+        zero-inflation output per gene, which costs about a fifth more time per epoch than
+        ``"nb"`` (figures in ``benchmarks/README.md``).
     epi_likelihood
         ``"bernoulli"`` for binary calls, ``"gaussian"`` for continuous rates.
     rna_input_dropout
         Fraction of the RNA encoder's (log-normalised) input entries set to zero while
-        training, the rest scaled up; 0 turns it off. Over twelve training seeds with
-        ``"zinb"``, 0.3 lifted the joint KMeans ARI from 0.346 to 0.361 (kidney) and from
-        0.539 to 0.555 (Paired-Tag), and the transferred kidney ATAC latent from 0.19 to 0.25
-        (``benchmarks/README.md``, Session 7).
+        training, the rest scaled up; 0 turns it off.
 
     Examples
     --------
@@ -334,8 +326,7 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
             ``schedule="cycle"``, 0.2 with ``"alternating"``. There a strong pull of the RNA
             latent towards the (noisier) epigenome latent lowered RNA and joint ARI, while
             no pull at all (0) made RNA -> epigenome prediction worse, since RNA latents
-            then drift from where the epigenome decoder was trained
-            (``benchmarks/README.md``, tuning).
+            then drift from where the epigenome decoder was trained.
         lr
             Adam learning rate at the start of each phase (decays 10x on the first plateau).
         batch_size
@@ -348,7 +339,7 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
             cells decide early stopping; with ``train_size=1.0`` every cell trains and the
             training loss is monitored instead (which trains much longer). On sparse
             epigenomes the held-out cells' epigenome latent is weak, because the epigenome
-            encoder fits the training cells' RNA latents (``benchmarks/README.md``, session 4).
+            encoder fits the training cells' RNA latents (``benchmarks/README.md``).
         accelerator, devices
             Passed to Lightning (``"cpu"``, ``"gpu"``, ``"auto"``; device ids or counts).
         plan_kwargs
