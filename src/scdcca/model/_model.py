@@ -313,8 +313,8 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         schedule
             ``"alternating"`` (default: both VAEs every minibatch, each pulled towards the
             other's detached latent) or ``"cycle"`` (the paper's phases, one VAE at a time).
-            Alternating is the default because it scored higher joint ARI on sci-CAR kidney
-            and Paired-Tag and trains about 3x faster (``benchmarks/README.md``).
+            Alternating is the default: it clusters as well as the cycle and trains in less
+            than half the time (``benchmarks/README.md``).
         n_cycles
             Rounds of "epigenome learns from RNA, RNA learns from epigenome" (``"cycle"``).
         first_teacher
