@@ -40,12 +40,16 @@ COLUMNS = {
         "rna2epi_pseudobulk_specific_r": "label-specific r",
         "epi2rna_cell_r": "epi->RNA cell r",
         "epi2rna_gene_r": "gene r",
+        "epi2rna_pseudobulk_specific_r": "label-specific r (RNA)",
         "fit_s": "fit s (folds)",
+        "epochs": "epochs (folds)",
     },
     "heldout": {
         "knn_acc_heldout": "kNN acc. held-out",
         "knn_acc_train": "kNN acc. training",
         "majority_heldout": "majority class",
+        "fit_s": "fit s",
+        "epochs": "epochs",
     },
 }
 

@@ -186,6 +186,8 @@ def _attempt(mdata: mudata.MuData, rna_layer: str | None, binarize: bool):
         scvi.settings.seed = 0
         model = scdcca.DCCA(mdata, n_hidden=8, n_latent=2)
         stage = "use"
+        # one optimiser step: the data pass through training and then through the encoders
+        model.train(max_epochs=1, limit_train_batches=1, enable_progress_bar=False)
         return stage, None, model.get_latent_representation(indices=np.arange(10))
     except (ValueError, TypeError, KeyError) as error:
         return stage, error, None

@@ -230,21 +230,22 @@ def test_kl_warmup_counted_in_optimiser_steps():
 
 def test_demo_command_writes_results(tmp_path, capsys):
     out, png = tmp_path / "demo.h5mu", tmp_path / "demo.png"
-    cli_main(
-        [
-            "demo",
-            "--out",
-            str(out),
-            "--png",
-            str(png),
-            "--max-epochs-per-phase",
-            "2",
-            "--no-progress-bar",
-        ]
-    )
+    argv = ["demo", "--out", str(out), "--png", str(png), "--no-progress-bar"]
+    cli_main([*argv, "--max-epochs-per-phase", "2"])
     printed = capsys.readouterr().out
     assert "ARI" in printed
     assert png.stat().st_size > 10_000
     back = mudata.read_h5mu(out)
     n_latent = inspect.signature(scdcca.DCCA).parameters["n_latent"].default
     assert back.obsm["X_dcca"].shape == (back.n_obs, 2 * n_latent)
+    # small output: no dense denoised layers, but the saved model gives them back
+    assert "dcca_denoised" not in back["rna"].layers
+    assert not back.uns["dcca"]["denoised_layers"]
+    written = [out, *(tmp_path / "demo_model").iterdir()]
+    assert sum(path.stat().st_size for path in written) < 50 * 2**20
+    model = scdcca.DCCA.load(tmp_path / "demo_model", adata=back)
+    rna = model.get_normalized_expression(indices=[0, 1], return_numpy=True)
+    assert rna.shape == (2, back["rna"].n_vars)
+    np.testing.assert_allclose(rna.sum(1), 1.0, rtol=1e-4)
+    # a second run replaces its outputs instead of failing
+    cli_main([*argv, "--max-epochs-per-phase", "1"])

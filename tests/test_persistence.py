@@ -217,6 +217,31 @@ def test_write_results_refuses_an_untrained_model():
     assert _changed(before, fingerprint(mdata)) == []
 
 
+def test_getters_refuse_an_untrained_model_after_checking_their_arguments():
+    mdata = _kidney()
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(mdata, n_hidden=32)
+    calls = {
+        "latent": lambda: model.get_latent_representation(),
+        "latent of new cells": lambda: model.get_latent_representation(mdata["rna"], "rna"),
+        "expression": lambda: model.get_normalized_expression(indices=[0, 1]),
+        "accessibility": lambda: model.get_normalized_accessibility(threshold=0.1),
+        "prediction": lambda: model.predict_modality(mdata["rna"], source="rna"),
+        "differential expression": lambda: model.differential_expression(
+            groupby="cell_type", group1=mdata.obs["cell_type"].iloc[0]
+        ),
+    }
+    for name, call in calls.items():
+        with pytest.raises(RuntimeError, match=r"not trained.*train\(\)"):
+            call()  # refused, not answered with random values
+        assert not model.is_trained_, name
+    # a bad argument is still named first
+    with pytest.raises(ValueError, match="modality must be"):
+        model.get_latent_representation(modality="atac")
+    model.train(max_epochs=1, limit_train_batches=1, enable_progress_bar=False)
+    assert model.get_latent_representation(indices=[0, 1]).shape == (2, 2 * model.module.n_latent)
+
+
 # --------------------------------------------------------------------------- arguments
 @pytest.mark.parametrize(
     ("kwargs", "message"),

@@ -15,8 +15,15 @@ def run_demo(
     max_epochs_per_phase: int,
     seed: int,
     progress_bar: bool = True,
+    model_dir: Path | None = None,
+    denoised: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Train on bundled sci-CAR kidney, write the MuData and a UMAP figure, score latents.
+
+    The MuData gets the latents (and the denoised layers only with ``denoised=True``: they
+    are dense, about 285 MB here); the trained model is saved to ``model_dir`` (default:
+    ``out`` without its suffix, plus ``_model``) so that the denoised values stay one
+    :meth:`~scdcca.DCCA.load` away. Existing outputs are replaced.
 
     Returns
     -------
@@ -43,8 +50,10 @@ def run_demo(
         f"trained in {elapsed:.0f} s: "
         + ", ".join(f"{row.name} ({row.epochs} epochs)" for row in phases.itertuples())
     )
-    model.write_results(mdata)
+    model.write_results(mdata, overwrite=True, denoised=denoised)
     mdata.write_h5mu(out)
+    model_dir = Path(model_dir) if model_dir is not None else out.with_name(out.stem + "_model")
+    model.save(model_dir, overwrite=True)
     scdcca.pl.latents(mdata, color="cell_type", save=str(png))
     scores = {}
     for key, embedding in {
@@ -58,7 +67,14 @@ def run_demo(
     print(f"KMeans (k = {n_types} cell types, 3 seeds) against published labels:")
     for key, value in scores.items():
         print(f"  {key:>5} latent: ARI {value['ari']:.3f}  NMI {value['nmi']:.3f}")
-    print(f"wrote {out} (obsm/layers 'X_dcca', 'dcca_denoised') and {png}")
+    written = "obsm 'X_dcca'" + (", layers 'dcca_denoised'" if denoised else "")
+    print(f"wrote {out} ({written}), {png} and the model in {model_dir}/")
+    if not denoised:
+        print(
+            "denoised values: mdata = mudata.read_h5mu("
+            f"{str(out)!r}); model = scdcca.DCCA.load({str(model_dir)!r}, adata=mdata); "
+            "model.get_normalized_expression(), model.get_normalized_accessibility()"
+        )
     return scores
 
 
@@ -89,6 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="figure of the RNA, epigenome and joint latents (default: %(default)s)",
     )
     demo.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="folder for the trained model (default: the --out name plus '_model')",
+    )
+    demo.add_argument(
+        "--denoised",
+        action="store_true",
+        help="also write the dense denoised layers into --out (about 285 MB); without it "
+        "they are computed from the saved model when needed",
+    )
+    demo.add_argument(
         "--max-epochs-per-phase",
         type=int,
         default=200,
@@ -115,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.max_epochs_per_phase,
             args.seed,
             progress_bar=not args.no_progress_bar,
+            model_dir=args.model_dir,
+            denoised=args.denoised,
         )
 
 

@@ -180,7 +180,7 @@ class RNAVAE(nn.Module):
         n_layers: int,
         n_batch: int,
         dropout_rate: float,
-        likelihood: RNALikelihood = "nb",
+        likelihood: RNALikelihood = "zinb",
         input_dropout: float = 0.0,
     ):
         super().__init__()

@@ -26,12 +26,14 @@ from . import _saving as saving
 from . import _validation as validate
 from ._components import EpiLikelihood, RNALikelihood
 from ._data import SparseDataSplitter, sparse_minibatches_supported
+from ._differential import DifferentialMixin
 from ._distributed import is_ddp, is_rank_zero
 from ._export import ExportMixin
 from ._manager import DCCAManager
 from ._module import DCCAModule
 from ._pairing import OBSERVED_COLUMNS, is_paired, padded_twin, share_registration
 from ._prediction import PredictionMixin
+from ._quiet import quiet_third_party
 from ._results import write_results
 from ._schedule import ScheduleName, build_schedule
 from ._training_plan import DCCATrainingPlan
@@ -41,7 +43,7 @@ logger = logging.getLogger(__name__)
 Modality = Literal["rna", "epi"]
 
 
-class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
+class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
     """Deep Cross-omics Cycle Attention (Zuo, Dai & Chen, Bioinformatics 2021).
 
     One VAE per modality, each with its own ``n_latent``-dimensional latent: RNA with a
@@ -390,22 +392,27 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
             **datasplitter_kwargs,
         )
         trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
+        # the plan logs once per epoch; Lightning's step logging must not outnumber the steps
+        trainer_kwargs.setdefault(
+            "log_every_n_steps", max(1, min(50, -(-splitter.n_train // batch_size)))
+        )
         if splitter.n_val == 0:  # every cell trains: the plan monitors the training loss
             trainer_kwargs.setdefault("limit_val_batches", 0)
         trainer_kwargs.setdefault("early_stopping", False)
         trainer_kwargs.setdefault("num_sanity_val_steps", 0)
-        runner = self._train_runner_cls(
-            self,
-            training_plan=plan,
-            data_splitter=splitter,
-            max_epochs=max_epochs_per_phase * len(phases),
-            accelerator=accelerator,
-            devices=devices,
-            **trainer_kwargs,
-        )
         sigint_handler = signal.getsignal(signal.SIGINT)
         try:
-            runner()
+            with quiet_third_party():
+                runner = self._train_runner_cls(
+                    self,
+                    training_plan=plan,
+                    data_splitter=splitter,
+                    max_epochs=max_epochs_per_phase * len(phases),
+                    accelerator=accelerator,
+                    devices=devices,
+                    **trainer_kwargs,
+                )
+                runner()
         except BaseException as interruption:
             # Lightning calls no LightningModule hook on errors: back to the best weights here.
             # It also ignores further Ctrl+C and turns the KeyboardInterrupt into SystemExit(1).
@@ -533,6 +540,15 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         self.schedule_ = [{"schedule": schedule, **phase.as_record()} for phase in ran]
 
     # ------------------------------------------------------------------ inference
+    def _require_trained(self) -> None:
+        """Refuse to compute results of a model whose weights are still random."""
+        if not self.is_trained_:
+            raise RuntimeError(
+                "The model is not trained, so its latents and denoised values would be "
+                "random: call `model.train()` first (or load a trained model with "
+                "`scdcca.DCCA.load`)."
+            )
+
     def _minibatches(
         self,
         mdata: MuData | AnnData | None,
@@ -545,11 +561,18 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         n_cells = (self.adata if self._is_setup_data(mdata) else mdata).n_obs
         indices = arguments.cell_indices(indices, n_cells)
         if not self._is_setup_data(mdata):
-            yield from self._external_minibatches(mdata, modalities, indices, batch_size)
+            # the data are checked as the first minibatch is read, before the model
+            for count, tensors in enumerate(
+                self._external_minibatches(mdata, modalities, indices, batch_size)
+            ):
+                if count == 0:
+                    self._require_trained()
+                yield tensors
             return
         if mdata is not None and mdata is self._unpaired_source:
             mdata = None  # unpaired cells: read through the padded twin (same cells)
         mdata = self._validate_anndata(mdata)
+        self._require_trained()
         loader = self._make_data_loader(
             adata=mdata,
             indices=indices,
@@ -701,6 +724,7 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
         epi_threshold: float | None = None,
         rna_library_size: float = 1e4,
         batch_size: int | None = None,
+        denoised: bool = True,
     ) -> MuData:
         """Write latents and denoised layers into a MuData (see :func:`write_results`).
 
@@ -717,6 +741,7 @@ class DCCA(PredictionMixin, ExportMixin, BaseModelClass):
             epi_threshold=epi_threshold,
             rna_library_size=rna_library_size,
             batch_size=batch_size,
+            denoised=denoised,
         )
 
 

@@ -48,6 +48,7 @@ def write_results(
     epi_threshold: float | None = None,
     rna_library_size: float = 1e4,
     batch_size: int | None = None,
+    denoised: bool = True,
 ) -> MuData:
     """Write latents, denoised layers and settings of ``model`` into ``mdata``.
 
@@ -83,15 +84,18 @@ def write_results(
         Total counts each denoised RNA profile is scaled to.
     batch_size
         Minibatch size for the getters.
+    denoised
+        Write the two denoised layers. They are dense cells x features float32 matrices
+        (4 bytes per cell and feature, unless ``epi_threshold`` keeps the epigenome sparse);
+        with ``False`` only the latents and
+        settings are written, and the getters (:meth:`DCCA.get_normalized_expression`,
+        :meth:`DCCA.get_normalized_accessibility`) give the denoised values when needed.
 
     Returns
     -------
     The same ``mdata``, for chaining.
     """
-    if not getattr(model, "is_trained_", False):
-        raise RuntimeError(
-            "The model is not trained: call `model.train()` before writing its results."
-        )
+    model._require_trained()
     modalities = model.modalities_
     taken = result_locations(mdata, modalities)
     if taken and not overwrite:
@@ -117,12 +121,14 @@ def write_results(
     }
     joint = model.get_latent_representation(source, modality="joint", batch_size=batch_size)
     n_latent = joint.shape[1] // 2
-    rna_layer = model.get_normalized_expression(
-        source, library_size=rna_library_size, batch_size=batch_size, return_numpy=True
-    )
-    epi_layer = model.get_normalized_accessibility(
-        source, threshold=epi_threshold, batch_size=batch_size, return_numpy=True
-    )
+    layers = {rna: None, epi: None}
+    if denoised:
+        layers[rna] = model.get_normalized_expression(
+            source, library_size=rna_library_size, batch_size=batch_size, return_numpy=True
+        )
+        layers[epi] = model.get_normalized_accessibility(
+            source, threshold=epi_threshold, batch_size=batch_size, return_numpy=True
+        )
     writes: list[tuple[object, str, object]] = [(mdata.obsm, LATENT_OBSM_KEY, joint)]
     if unpaired:
         observed = observed_cells(mdata, modalities)
@@ -131,12 +137,15 @@ def write_results(
         )
         writes.append((mdata.obsm, OBSERVED_OBSM_KEY, frame))
     halves = {rna: joint[:, :n_latent], epi: joint[:, n_latent:]}
-    for name, layer in ((rna, rna_layer), (epi, epi_layer)):
+    for name, layer in layers.items():
         rows = _modality_rows(mdata, name)
-        half, layer = (halves[name], layer) if rows is None else (halves[name][rows], layer[rows])
+        half = halves[name] if rows is None else halves[name][rows]
+        writes.append((mdata.mod[name].obsm, LATENT_OBSM_KEY, np.ascontiguousarray(half)))
+        if layer is None:
+            continue
+        layer = layer if rows is None else layer[rows]
         if columns[name] is not None:
             layer = layer[:, columns[name]]
-        writes.append((mdata.mod[name].obsm, LATENT_OBSM_KEY, np.ascontiguousarray(half)))
         writes.append((mdata.mod[name].layers, DENOISED_LAYER_KEY, layer.astype(np.float32)))
     init = model.init_params_.get("non_kwargs", {})
     settings = {
@@ -149,6 +158,7 @@ def write_results(
         f"mdata.obsm[{OBSERVED_OBSM_KEY!r}] says which halves were measured",
         "rna_likelihood": str(init.get("rna_likelihood", "zinb")),
         "epi_likelihood": str(init.get("epi_likelihood", "bernoulli")),
+        "denoised_layers": bool(denoised),
         "rna_denoised_library_size": float(rna_library_size),
         "epi_denoised": "open probability at mean depth"
         + ("" if epi_threshold is None else f", kept where >= {epi_threshold}"),

@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from scvi.train import TrainingPlan
 
 from scdcca._constants import MODALITIES
@@ -309,10 +310,14 @@ class DCCATrainingPlan(TrainingPlan):
             self._bad_epochs = 0
         else:
             self._bad_epochs += 1
-        end = self._phase_epoch >= self.max_epochs_per_phase
+        end = None
+        if self._phase_epoch >= self.max_epochs_per_phase:
+            end = f"max_epochs_per_phase={self.max_epochs_per_phase} reached"
         if self._bad_epochs >= self.patience:
             if self._lr_decayed or self.lr_decay >= 1.0:
-                end = True
+                end = f"the loss stopped improving ({self.patience} epochs without improvement" + (
+                    " after the learning-rate decay)" if self._lr_decayed else ")"
+                )
             else:
                 self._lr_decayed = True
                 self._bad_epochs = 0
@@ -321,7 +326,7 @@ class DCCATrainingPlan(TrainingPlan):
                 for modality in self.phase.students:
                     self._set_lr(self._optimizers_by_modality()[modality], self._current_lr)
         if end:
-            self._end_phase()
+            self._end_phase(end)
 
     def _students_state(self) -> dict:
         return {m: copy.deepcopy(self.module.vae(m).state_dict()) for m in self.phase.students}
@@ -347,9 +352,13 @@ class DCCATrainingPlan(TrainingPlan):
             }
         )
 
-    def _end_phase(self) -> None:
+    def _end_phase(self, reason: str) -> None:
         self._restore_best()
         self._record_phase(completed=True)
+        rank_zero_info(
+            f"DCCA phase {self.phase_index + 1}/{len(self.phases)} ({self.phase.name}) ended "
+            f"after {self._phase_epoch} epochs: {reason}; its best weights are kept."
+        )
         self.phase_index += 1
         if self.finished:
             self.trainer.should_stop = True

@@ -643,7 +643,7 @@ def check_new_data(
     mdata: MuData,
     registry: Mapping[str, Any],
     epi_likelihood: str,
-    rna_likelihood: str = "nb",
+    rna_likelihood: str = "zinb",
 ) -> None:
     """Checks for a MuData a trained model is applied to without ``setup_mudata``."""
     args = registry["setup_args"]
@@ -681,7 +681,7 @@ def check_data_for_model(model, mdata: MuData | None) -> None:
         mdata,
         model.registry_,
         init.get("epi_likelihood", "bernoulli"),
-        init.get("rna_likelihood", "nb"),
+        init.get("rna_likelihood", "zinb"),
     )
     checked[id(mdata)] = mdata
 
@@ -713,7 +713,7 @@ def check_projected(model, modality: str, matrix, columns: np.ndarray | None) ->
     summary = scan_matrix(matrix, columns=columns)
     if modality == "rna":
         check_finite(summary, name, layer)
-        if init.get("rna_likelihood", "nb") != "gaussian":
+        if init.get("rna_likelihood", "zinb") != "gaussian":
             check_rna_counts(summary, name, layer, [])
     else:
         likelihood = init.get("epi_likelihood", "bernoulli")

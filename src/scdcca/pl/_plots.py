@@ -29,6 +29,7 @@ def latents(
     n_neighbors: int = 15,
     save: str | None = None,
     random_state: int = 0,
+    transformer: str | None = "sklearn",
 ) -> list:
     """UMAPs of the RNA and the epigenome latent side by side, coloured by an obs column.
 
@@ -50,6 +51,10 @@ def latents(
         File to save the figure to.
     random_state
         UMAP seed.
+    transformer
+        Passed to :func:`scanpy.pp.neighbors`. ``"sklearn"`` (default): exact neighbours,
+        fast on latents of a few dozen dimensions and independent of pynndescent, which
+        scanpy uses for 8,192 cells or more when this is ``None``.
 
     Returns
     -------
@@ -67,7 +72,7 @@ def latents(
             obs=mdata.obs[[color]].copy(),
             obsm={"latent": np.asarray(mdata.mod[name].obsm[use_rep])},
         )
-        sc.pp.neighbors(view, use_rep="latent", n_neighbors=n_neighbors)
+        sc.pp.neighbors(view, use_rep="latent", n_neighbors=n_neighbors, transformer=transformer)
         sc.tl.umap(view, random_state=random_state)
         legend = "right margin" if ax is axes[-1] else None
         sc.pl.umap(
