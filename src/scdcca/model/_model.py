@@ -353,6 +353,12 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             several devices or nodes use ``strategy="ddp_find_unused_parameters_true"`` (the
             paper's schedule leaves the teacher's weights without gradients); each process
             then sees its share of the cells and the plan averages losses over all of them.
+
+        Raises
+        ------
+        TrainingDivergedError
+            When the loss becomes NaN or infinite. The model keeps the best weights of the
+            phase; it counts as trained (the getters work) if at least one epoch ended.
         """
         phases = build_schedule(schedule, n_cycles, first_teacher, beta1, beta2)
         if "max_epochs" in trainer_kwargs:  # scvi-tools' habit: a total over all phases
@@ -418,6 +424,9 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             # It also ignores further Ctrl+C and turns the KeyboardInterrupt into SystemExit(1).
             plan.on_exception(interruption)
             if not validate.is_interruption(interruption):
+                if plan.epoch_records:  # diverged after learning: the best weights stay usable
+                    self.module.eval()
+                    self.is_trained_ = True
                 raise
             validate.restore_sigint(sigint_handler)
             if not plan.epoch_records and not plan.phase_records:
