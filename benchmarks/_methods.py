@@ -337,7 +337,7 @@ def run_multivi(job: Job) -> Arrays:
     the held-out targets are never seen, but unlike DCCA and kNN the held-out cells' source
     modality is part of training. Predictions: ``get_normalized_accessibility`` of the RNA-only
     copies (``normalize_regions=True``: with MULTIVI's region factors, since the prediction is
-    compared with measured calls; the existing ``cross_modal.py`` used the default ``False``),
+    compared with measured calls),
     ``get_normalized_expression`` of the epigenome-only copies.
     """
     _seed_everything(job.seed)

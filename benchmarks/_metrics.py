@@ -299,3 +299,76 @@ def knn_accuracy(
         values, counts = np.unique(labels[chosen], return_counts=True)
         hits[row] = values[np.argmax(counts)] == labels[cell]
     return float(hits.mean())
+
+
+BIO_DISPLAY = [
+    "Isolated labels",
+    "Leiden NMI",
+    "Leiden ARI",
+    "KMeans NMI",
+    "KMeans ARI",
+    "Silhouette label",
+    "cLISI",
+]
+BATCH_DISPLAY = ["BRAS", "iLISI", "KBET", "Graph connectivity", "PCR comparison"]
+
+
+def stored_results_table(rows: pd.DataFrame, path: Path) -> bool:
+    """scib-metrics' results-table figure drawn from stored scores (the runner's CSV rows).
+
+    One row per method and latent with scib-metrics scores (mean over the seeds present);
+    the figure is scib-metrics' own ``Benchmarker.plot_results_table`` given these scores
+    instead of a fresh benchmark. Writes ``path`` (``.svg``) and a PNG beside it; returns
+    ``False`` when no row has scores.
+    """
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+    from scib_metrics.benchmark import Benchmarker
+
+    rows = rows[rows["bio_conservation"].notna()] if "bio_conservation" in rows else rows[:0]
+    if rows.empty:
+        return False
+    has_batch = "batch_correction" in rows and rows["batch_correction"].notna().any()
+    metrics = BIO_DISPLAY + (BATCH_DISPLAY if has_batch else [])
+    kinds = ["Bio conservation"] * len(BIO_DISPLAY)
+    kinds += ["Batch correction"] * (len(metrics) - len(BIO_DISPLAY))
+    aggregates = ["Batch correction", "Bio conservation", "Total"] if has_batch else []
+    aggregates = aggregates or ["Bio conservation"]
+    columns = {name: SCIB_COLUMNS[name] for name in metrics + aggregates}
+    means = rows.groupby(["method", "latent"], sort=False)[list(columns.values())].mean()
+    frame = pd.DataFrame(
+        {
+            name: means[column].to_numpy(dtype=float) if column in means else np.nan
+            for name, column in columns.items()
+        },
+        index=[f"{method} ({latent})" for method, latent in means.index],
+    )
+    metric_type = pd.DataFrame(
+        [kinds + ["Aggregate score"] * (frame.shape[1] - len(kinds))],
+        columns=frame.columns,
+        index=["Metric Type"],
+    )
+    results = pd.concat([frame.astype(object), metric_type])
+
+    class _Stored(Benchmarker):
+        """A ``Benchmarker`` whose results are given, not computed."""
+
+        def __init__(self) -> None:
+            self._embedding_obsm_keys = list(frame.index)
+            self._bio_conservation_metrics = True
+            self._batch_correction_metrics = True if has_batch else None
+
+        def get_results(self, min_max_scale: bool = False, clean_names: bool = True):
+            return results
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = _Stored().plot_results_table(show=False, save_dir=str(path.parent))
+    figure = table.ax.figure
+    written = path.parent / "scib_results.svg"
+    if written != path:
+        written.replace(path)
+    figure.savefig(path.with_suffix(".png"), facecolor=table.ax.get_facecolor(), dpi=150)
+    plt.close(figure)
+    return True

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from _metrics import stored_results_table
+
 KEYS = ["dataset", "task", "method", "seed"]
 ROW_KEYS = [*KEYS, "latent"]
 
@@ -132,15 +134,18 @@ def _cell(values: pd.Series, column: str) -> str:
 def report(out: Path) -> str:
     """Markdown tables (mean ± sd over seeds per dataset x method x latent) of every CSV.
 
-    Also redraws each CSV's ``<dataset>_cost.png`` from its embedding rows.
+    Also redraws each CSV's ``<dataset>_cost.png`` and ``<dataset>_scib.svg`` (scib-metrics'
+    results table, mean over seeds, with a PNG copy) from its embedding rows.
     """
     paths = sorted(out.glob("*.csv"))
     if not paths:
         return f"No CSV in {out}."
     table = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
-    for path in paths:  # redraw the cost figures from the CSVs as they are now
+    for path in paths:  # redraw the figures from the CSVs as they are now
         rows = pd.read_csv(path)
-        cost_figure(rows[rows["task"] == "embedding"], path.with_name(f"{path.stem}_cost.png"))
+        embedding = rows[(rows["task"] == "embedding") & (rows["status"].fillna("ok") == "ok")]
+        cost_figure(embedding, path.with_name(f"{path.stem}_cost.png"))
+        stored_results_table(embedding, path.with_name(f"{path.stem}_scib.svg"))
     sections = []
     for task, columns in REPORT_COLUMNS.items():
         rows = table[table["task"] == task]

@@ -50,8 +50,10 @@ Tasks:
   ``batch_correction``; ``bio_conservation_graph`` (mean of Leiden NMI, Leiden ARI, cLISI)
   and ``batch_correction_graph`` (mean of iLISI, kBET, graph connectivity) are given for
   every method and compare graphs with embeddings. Figures in
-  ``--out``: ``<dataset>_seed<k>_scib/scib_results.svg`` (scib-metrics' results table) and
-  ``<dataset>_cost.png`` (fit time and peak RSS per method).
+  ``--out``: ``<dataset>_seed<k>_scib/scib_results.svg`` (scib-metrics' results table of
+  that run) and ``<dataset>_cost.png`` (fit time and peak RSS per method); ``--report``
+  redraws ``<dataset>_cost.png`` and ``<dataset>_scib.svg`` (the results table of every
+  stored row, mean over seeds) from the CSVs.
 - ``cross_modal``: ``--folds`` folds over cells (shuffled with the seed); methods scdcca
   (and scdcca_cycle if selected), multivi and knn; latent ``prediction``; scores in
   ``_metrics.CrossModal`` (RNA -> epigenome AUROC, AUPRC, per-cell and per-region Pearson,

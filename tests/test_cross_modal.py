@@ -32,6 +32,44 @@ def test_predicted_accessibility_ranks_open_peaks_above_closed(trained_kidney):
     assert sparse_prediction.nnz == int((predicted >= 0.2).sum())
 
 
+def test_generated_accessibility_has_the_depth_of_such_cells(trained_kidney):
+    model, mdata = trained_kidney
+    cells = np.arange(0, mdata.n_obs, 25)
+    library = np.log1p(np.asarray(mdata["rna"].X.sum(1)).ravel())
+    log_depth = np.log1p(np.asarray((mdata["atac"].X > 0).sum(1)).ravel())
+    z = model.get_latent_representation(modality="rna")
+    slope, intercept = model.module.epi_depth_fit.numpy()
+    weights = model.module.epi_depth_latent.numpy()
+    fitted = slope * library + z @ weights + intercept
+    # the fit with the latent explains depth at least as well as RNA library size alone
+    alone = np.polyval(np.polyfit(library, log_depth, 1), library)
+    assert ((log_depth - fitted) ** 2).sum() <= ((log_depth - alone) ** 2).sum() + 1e-6
+    default = model.predict_modality(source="rna", indices=cells, return_numpy=True)
+    np.testing.assert_allclose(default.sum(1), np.expm1(fitted[cells]), rtol=2e-3)
+    shallow = model.predict_modality(source="rna", indices=cells, depth=5, return_numpy=True)
+    deep = model.predict_modality(source="rna", indices=cells, depth=200, return_numpy=True)
+    np.testing.assert_allclose(shallow.sum(1), 5, rtol=1e-3)
+    np.testing.assert_allclose(deep.sum(1), 200, rtol=1e-3)
+    # one offset per cell: each cell's ranking of peaks is the same at any depth
+    for row in range(len(cells)):
+        order = np.argsort(shallow[row], kind="stable")
+        assert (np.diff(deep[row][order]) >= -1e-7).all()
+    with pytest.raises(ValueError, match="depth must be"):
+        model.predict_modality(source="rna", indices=cells, depth=0)
+    with pytest.raises(ValueError, match="library_size"):
+        model.predict_modality(source="epi", indices=cells, depth=10)
+
+
+def test_saves_without_a_depth_fit_still_load(kidney):
+    scdcca.DCCA.setup_mudata(kidney, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(kidney)
+    fitted = model.module.epi_depth_fit.clone()
+    saved = model.module.state_dict().items()
+    state = {k: v for k, v in saved if k not in ("epi_depth_fit", "epi_depth_latent")}
+    model.module.load_state_dict(state)  # the module keeps its own fit
+    np.testing.assert_array_equal(model.module.epi_depth_fit.numpy(), fitted.numpy())
+
+
 def test_predicted_expression_correlates_with_measured(trained_kidney):
     model, mdata = trained_kidney
     cells = np.arange(0, mdata.n_obs, 10)

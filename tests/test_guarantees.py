@@ -222,9 +222,15 @@ def _tiny_model() -> scdcca.DCCA:
     return scdcca.DCCA(mdata, n_hidden=16)
 
 
+#: Buffers fitted after training from the kept weights (the depth of generated epigenomes).
+FITTED_AFTER_TRAINING = ("epi_depth_fit", "epi_depth_latent")
+
+
 def _assert_state(model: scdcca.DCCA, state: dict[str, torch.Tensor]) -> None:
+    """The network's weights are ``state``'s (buffers fitted after training aside)."""
     for key, value in model.module.state_dict().items():
-        torch.testing.assert_close(value, state[key], rtol=0, atol=0, msg=key)
+        if key not in FITTED_AFTER_TRAINING:
+            torch.testing.assert_close(value, state[key], rtol=0, atol=0, msg=key)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

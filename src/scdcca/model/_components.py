@@ -293,6 +293,25 @@ class RegionBernoulli:
         """Open probabilities, ``(n_cells, n_regions)``."""
         return torch.sigmoid(self.logits)
 
+    def probs_at_depth(self, depth: torch.Tensor, n_steps: int = 50) -> torch.Tensor:
+        """Open probabilities shifted by one logit offset per cell to sum to ``depth``.
+
+        ``depth`` (shape ``(n_cells, 1)``) is the expected number of open regions of each
+        cell. The offset is found by Newton's method on the monotone sum of sigmoids, so each
+        cell's ranking of regions is the decoder's and only its total changes.
+        """
+        logits = self.logits
+        target = depth.clamp(min=1e-3, max=logits.shape[-1] - 1e-3)
+        shift = torch.zeros_like(target)
+        for _ in range(n_steps):
+            probs = torch.sigmoid(logits + shift)
+            gap = probs.sum(-1, keepdim=True) - target
+            if bool((gap.abs() <= 1e-4 * target).all()):
+                break
+            slope = (probs * (1 - probs)).sum(-1, keepdim=True).clamp(min=1e-6)
+            shift = shift - (gap / slope).clamp(-4.0, 4.0)
+        return torch.sigmoid(logits + shift)
+
     def nll(self, x: torch.Tensor, missing: tuple[torch.Tensor, torch.Tensor] | None = None):
         """Negative log-likelihood per cell of 0/1 calls ``x`` (dense or CSR)."""
         return bernoulli_head_nll(

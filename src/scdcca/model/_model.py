@@ -22,6 +22,7 @@ from scdcca import __version__
 from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY
 
 from . import _arguments as arguments
+from . import _depth as depth
 from . import _saving as saving
 from . import _validation as validate
 from ._components import EpiLikelihood, RNALikelihood
@@ -36,6 +37,7 @@ from ._prediction import PredictionMixin
 from ._quiet import quiet_third_party
 from ._results import write_results
 from ._schedule import ScheduleName, build_schedule
+from ._sparse import row_sums
 from ._training_plan import DCCATrainingPlan
 
 logger = logging.getLogger(__name__)
@@ -110,10 +112,8 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         args = self.adata_manager.registry["setup_args"]
         self.modalities_ = dict(args["modalities"])
         rna, epi = validate.check_model_input(self.adata_manager, rna_likelihood, epi_likelihood)
-        epi_cells = None
-        if OBSERVED_KEYS["epi"] in self.adata_manager.data_registry:
-            observed = np.asarray(self.adata_manager.get_from_registry(OBSERVED_KEYS["epi"]))
-            epi_cells = np.flatnonzero(observed.ravel() > 0)
+        epi_cells, paired_cells = self._observed_cells("epi"), self._observed_cells("epi", "rna")
+        epi_observed = epi if epi_cells is None else epi[epi_cells]
         self.module = self._module_cls(
             n_genes=rna.shape[1],
             n_regions=epi.shape[1],
@@ -124,8 +124,13 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             dropout_rate=dropout_rate,
             rna_likelihood=rna_likelihood,
             epi_likelihood=epi_likelihood,
-            log_mean_epi_depth=_log_mean_depth(epi if epi_cells is None else epi[epi_cells]),
+            log_mean_epi_depth=depth.log_mean_depth(epi_observed),
             rna_input_dropout=rna_input_dropout,
+            epi_depth_fit=depth.depth_fit(
+                rna if paired_cells is None else rna[paired_cells],
+                epi if paired_cells is None else epi[paired_cells],
+                counts=rna_likelihood != "gaussian",
+            ),
         )
         self._model_summary_string = (
             f"DCCA: n_latent={n_latent}, n_hidden={n_hidden}, n_layers={n_layers}, "
@@ -134,6 +139,15 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         )
         self.schedule_: list[dict] = []
         self.init_params_ = self._get_init_params(locals())
+
+    def _observed_cells(self, *modalities: str) -> np.ndarray | None:
+        """Cells measured in every one of ``modalities`` (``None``: all cells)."""
+        keep = None
+        for modality in modalities:
+            if OBSERVED_KEYS[modality] in self.adata_manager.data_registry:
+                flag = np.asarray(self.adata_manager.get_from_registry(OBSERVED_KEYS[modality]))
+                keep = flag.ravel() > 0 if keep is None else keep & (flag.ravel() > 0)
+        return None if keep is None else np.flatnonzero(keep)
 
     @classmethod
     def _registered_data(cls, mdata: MuData) -> MuData:
@@ -354,6 +368,13 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             paper's schedule leaves the teacher's weights without gradients); each process
             then sees its share of the cells and the plan averages losses over all of them.
 
+        Notes
+        -----
+        After training (also after an interruption that kept the best weights), one pass over
+        the paired cells fits the depth model of generated epigenomes: ``log1p`` of each
+        cell's open regions on ``log1p`` of its RNA library size and its RNA latent (ridge
+        least squares); :meth:`predict_modality` uses it.
+
         Raises
         ------
         TrainingDivergedError
@@ -438,6 +459,35 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             self.is_trained_ = True
         finally:
             self._record_history(plan, schedule)
+        if self.module.epi.likelihood == "bernoulli":
+            self._fit_epi_depth()
+
+    @torch.inference_mode()
+    def _fit_epi_depth(self, ridge: float = 1e-3) -> None:
+        """Fit ``log1p(open regions)`` on ``log1p(RNA library)`` and ``z_rna`` (paired cells).
+
+        Ridge least squares (``ridge`` times the number of cells on the latent weights),
+        stored in the module's ``epi_depth_fit`` and ``epi_depth_latent``; a generated
+        epigenome takes each cell's depth from it (:meth:`predict_modality`).
+        """
+        rows, depths = [], []
+        for tensors in self._minibatches(None, self._observed_cells("epi", "rna"), None):
+            z = self.module.posterior_mean("rna", tensors)
+            library = torch.log1p(self.module.rna.library(tensors[RNA_KEY]))
+            calls, _ = self.module.epi.prepare(tensors[EPI_KEY])
+            rows.append(torch.cat([library, z], dim=1).double().cpu().numpy())
+            depths.append(torch.log1p(row_sums(calls)).double().cpu().numpy())
+        if not rows:
+            return
+        x, y = np.concatenate(rows), np.concatenate(depths).ravel()
+        if self.module.rna.likelihood == "gaussian":
+            x[:, 0] = 0.0
+        design = np.column_stack([x, np.ones(len(y))])
+        penalty = np.diag([0.0] + [ridge * len(y)] * (x.shape[1] - 1) + [0.0])
+        coef = np.linalg.lstsq(design.T @ design + penalty, design.T @ y, rcond=None)[0]
+        buffers = self.module.epi_depth_fit, self.module.epi_depth_latent
+        buffers[0].copy_(torch.as_tensor([coef[0], coef[-1]], dtype=buffers[0].dtype))
+        buffers[1].copy_(torch.as_tensor(coef[1:-1], dtype=buffers[1].dtype))
 
     def save(
         self,
@@ -752,15 +802,3 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             batch_size=batch_size,
             denoised=denoised,
         )
-
-
-def _log_mean_depth(matrix) -> float:
-    """``log1p`` of the mean number of non-zero entries per cell, streamed over rows."""
-    total, n_cells, step = 0.0, matrix.shape[0], 8192
-    for start in range(0, n_cells, step):
-        block = matrix[start : start + step]
-        if sparse.issparse(block):
-            total += float((block > 0).sum())
-        else:
-            total += float(np.nansum(np.asarray(block) > 0))
-    return float(np.log1p(total / max(n_cells, 1)))

@@ -51,6 +51,11 @@ class DCCAModule(BaseModuleClass):
         Bernoulli decoder's depth offset is relative to it.
     rna_input_dropout
         Fraction of the RNA encoder's input entries dropped while training.
+    epi_depth_fit
+        ``(slope, intercept)`` of ``log1p(open regions) ~ log1p(RNA library size)`` over the
+        training cells, used to give generated epigenomes a realistic depth; ``None``: slope
+        0 at ``log_mean_epi_depth``. A trained model refits it together with weights of the
+        RNA latent (:meth:`scdcca.DCCA.train`).
     """
 
     def __init__(
@@ -66,9 +71,14 @@ class DCCAModule(BaseModuleClass):
         epi_likelihood: EpiLikelihood = "bernoulli",
         log_mean_epi_depth: float = 0.0,
         rna_input_dropout: float = 0.3,
+        epi_depth_fit: tuple[float, float] | None = None,
     ):
         super().__init__()
         self.n_latent = n_latent
+        fit = (0.0, log_mean_epi_depth) if epi_depth_fit is None else epi_depth_fit
+        self.register_buffer("epi_depth_fit", torch.tensor([float(v) for v in fit]))
+        # weights of z_rna in the depth fit; zero until a trained model fits them
+        self.register_buffer("epi_depth_latent", torch.zeros(n_latent))
         self.rna = RNAVAE(
             n_genes,
             n_latent,
@@ -89,6 +99,28 @@ class DCCAModule(BaseModuleClass):
             epi_likelihood,
             log_mean_epi_depth,
         )
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As :meth:`torch.nn.Module.load_state_dict`, accepting saves without a depth fit.
+
+        Such saves keep the fit this module was built with (on the RNA library size only).
+        """
+        state_dict = dict(state_dict)
+        state_dict.setdefault("epi_depth_fit", self.epi_depth_fit)
+        state_dict.setdefault("epi_depth_latent", torch.zeros_like(self.epi_depth_latent))
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def expected_epi_depth(self, x_rna: torch.Tensor, z_rna: torch.Tensor) -> torch.Tensor:
+        """Expected open regions of each cell, ``(n_cells, 1)``.
+
+        ``log1p(depth) = slope * log1p(RNA library) + z_rna @ epi_depth_latent + intercept``,
+        the fit stored in the buffers ``epi_depth_fit`` and ``epi_depth_latent``.
+        """
+        slope, intercept = self.epi_depth_fit
+        if self.rna.likelihood == "gaussian":  # no counts: every cell at the typical depth
+            slope = torch.zeros_like(slope)
+        log_depth = slope * torch.log1p(self.rna.library(x_rna)) + intercept
+        return torch.expm1(log_depth + z_rna @ self.epi_depth_latent.unsqueeze(-1))
 
     def vae(self, modality: str) -> RNAVAE | EpigenomeVAE:
         """The VAE of ``"rna"`` or ``"epi"``."""

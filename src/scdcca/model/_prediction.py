@@ -22,6 +22,7 @@ from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY
 
 from . import _arguments as arguments
 from . import _validation as validate
+from ._components import RegionBernoulli
 from ._external import aligned_row_batches, feature_columns, layer_matrix
 
 Modality = Literal["rna", "epi"]
@@ -121,6 +122,7 @@ class PredictionMixin:
         source: Modality,
         indices: Sequence[int] | None,
         batch_size: int | None,
+        depth: float | None = None,
     ) -> Iterator[np.ndarray]:
         target = "epi" if source == "rna" else "rna"
         target_vae = self.module.vae(target)
@@ -129,11 +131,18 @@ class PredictionMixin:
             batch_index = tensors.get(BATCH_KEY)
             if batch_index is not None:
                 batch_index = batch_index.to(z.device)
-            # mean depth for the epigenome (offset 0); proportions for RNA (library 1)
+            # proportions for RNA (library 1); the epigenome at offset 0, then rescaled below
             offset = torch.zeros(z.shape[0], 1, device=z.device)
             library = offset + 1.0 if target == "rna" else offset
             px = target_vae.decode(z, library, batch_index)
-            yield target_vae.normalized(px).cpu().numpy()
+            if not isinstance(px, RegionBernoulli):
+                yield target_vae.normalized(px).cpu().numpy()
+                continue
+            if depth is None:
+                expected = self.module.expected_epi_depth(tensors[RNA_KEY].to(z.device), z)
+            else:
+                expected = offset + float(depth)
+            yield px.probs_at_depth(expected).cpu().numpy()
 
     def predict_modality(
         self,
@@ -142,6 +151,7 @@ class PredictionMixin:
         indices: Sequence[int] | None = None,
         threshold: float | None = None,
         library_size: float = 1.0,
+        depth: float | None = None,
         batch_size: int | None = None,
         return_numpy: bool = False,
     ) -> pd.DataFrame | np.ndarray | sparse.csr_matrix:
@@ -166,6 +176,14 @@ class PredictionMixin:
             ``>= threshold``; blocks are sparsified as they are made.
         library_size
             RNA target only: total expression of each predicted cell (1.0: proportions).
+        depth
+            Binary (Bernoulli) epigenome target only: the expected number of open regions of
+            each generated cell. ``None`` (default): the depth that training cells with the
+            same RNA library size and RNA latent have (a linear fit of ``log1p`` depth on
+            ``log1p`` library size and the latent, made over the training cells at the end
+            of :meth:`train`). Each cell's probabilities get one logit offset so that they
+            sum to that depth, which keeps the decoder's ranking of regions within the
+            cell.
         batch_size
             Cells per minibatch.
         return_numpy
@@ -173,8 +191,9 @@ class PredictionMixin:
 
         Returns
         -------
-        Cells x target features: open probabilities at mean depth (epigenome) or expression
-        scaled to ``library_size`` (RNA).
+        Cells x target features: open probabilities summing to ``depth`` per cell (binary
+        epigenome), the decoder's mean (continuous epigenome) or expression scaled to
+        ``library_size`` (RNA).
         """
         if source not in ("rna", "epi"):
             raise ValueError(f"source must be 'rna' or 'epi', got {source!r}.")
@@ -183,7 +202,14 @@ class PredictionMixin:
         library_size = arguments.library_size(library_size, allow_observed=False)
         if threshold is not None and target != "epi":
             raise ValueError("`threshold` applies to a predicted epigenome (source='rna').")
-        blocks = self._predicted_batches(data, source, indices, batch_size)
+        if depth is not None:
+            if target != "epi" or self.module.epi.likelihood != "bernoulli":
+                raise ValueError(
+                    "`depth` applies to a generated binary epigenome (source='rna' with the "
+                    "Bernoulli likelihood); use `library_size` for predicted RNA."
+                )
+            depth = arguments.finite_number("depth", depth, 0.0, low_open=True)
+        blocks = self._predicted_batches(data, source, indices, batch_size, depth)
         if threshold is not None:
             return sparse.vstack(
                 [sparse.csr_matrix(np.where(b >= threshold, b, 0)) for b in blocks], format="csr"
