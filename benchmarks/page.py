@@ -146,11 +146,8 @@ def _target_rows(table: pd.DataFrame, dataset: str) -> list[list[str]]:
     for what, ours, theirs, factor in specs:
         mine = _mean(t, *ours)
         if isinstance(theirs[2], tuple):  # the better of scdcca's two halves
-            halves = [_mean(t, theirs[0], theirs[1], lat, theirs[3]) for lat in theirs[2]]
-            halves = [
-                (v, f"scdcca {lat}")
-                for (v, _), lat in zip([h for h in halves if h], theirs[2], strict=False)
-            ]
+            found = {lat: _mean(t, theirs[0], theirs[1], lat, theirs[3]) for lat in theirs[2]}
+            halves = [(v[0], f"scdcca {lat}") for lat, v in found.items() if v is not None]
             other = max(halves) if halves else None
         else:
             other = _mean(t, *theirs)

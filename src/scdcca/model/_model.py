@@ -22,7 +22,6 @@ from scdcca import __version__
 from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY
 
 from . import _arguments as arguments
-from . import _depth as depth
 from . import _saving as saving
 from . import _validation as validate
 from ._components import EpiLikelihood, RNALikelihood
@@ -112,8 +111,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         args = self.adata_manager.registry["setup_args"]
         self.modalities_ = dict(args["modalities"])
         rna, epi = validate.check_model_input(self.adata_manager, rna_likelihood, epi_likelihood)
-        epi_cells, paired_cells = self._observed_cells("epi"), self._observed_cells("epi", "rna")
-        epi_observed = epi if epi_cells is None else epi[epi_cells]
+        epi_cells = self._observed_cells("epi")
         self.module = self._module_cls(
             n_genes=rna.shape[1],
             n_regions=epi.shape[1],
@@ -124,13 +122,8 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             dropout_rate=dropout_rate,
             rna_likelihood=rna_likelihood,
             epi_likelihood=epi_likelihood,
-            log_mean_epi_depth=depth.log_mean_depth(epi_observed),
+            log_mean_epi_depth=_log_mean_depth(epi if epi_cells is None else epi[epi_cells]),
             rna_input_dropout=rna_input_dropout,
-            epi_depth_fit=depth.depth_fit(
-                rna if paired_cells is None else rna[paired_cells],
-                epi if paired_cells is None else epi[paired_cells],
-                counts=rna_likelihood != "gaussian",
-            ),
         )
         self._model_summary_string = (
             f"DCCA: n_latent={n_latent}, n_hidden={n_hidden}, n_layers={n_layers}, "
@@ -448,6 +441,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
                 if plan.epoch_records:  # diverged after learning: the best weights stay usable
                     self.module.eval()
                     self.is_trained_ = True
+                    self._fit_epi_depth()
                 raise
             validate.restore_sigint(sigint_handler)
             if not plan.epoch_records and not plan.phase_records:
@@ -459,8 +453,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             self.is_trained_ = True
         finally:
             self._record_history(plan, schedule)
-        if self.module.epi.likelihood == "bernoulli":
-            self._fit_epi_depth()
+        self._fit_epi_depth()
 
     @torch.inference_mode()
     def _fit_epi_depth(self, ridge: float = 1e-3) -> None:
@@ -468,8 +461,11 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
 
         Ridge least squares (``ridge`` times the number of cells on the latent weights),
         stored in the module's ``epi_depth_fit`` and ``epi_depth_latent``; a generated
-        epigenome takes each cell's depth from it (:meth:`predict_modality`).
+        binary epigenome takes each cell's depth from it (:meth:`predict_modality`). Nothing
+        to fit for a continuous (Gaussian) epigenome.
         """
+        if self.module.epi.likelihood != "bernoulli":
+            return
         rows, depths = [], []
         for tensors in self._minibatches(None, self._observed_cells("epi", "rna"), None):
             z = self.module.posterior_mean("rna", tensors)
@@ -480,8 +476,6 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         if not rows:
             return
         x, y = np.concatenate(rows), np.concatenate(depths).ravel()
-        if self.module.rna.likelihood == "gaussian":
-            x[:, 0] = 0.0
         design = np.column_stack([x, np.ones(len(y))])
         penalty = np.diag([0.0] + [ridge * len(y)] * (x.shape[1] - 1) + [0.0])
         coef = np.linalg.lstsq(design.T @ design + penalty, design.T @ y, rcond=None)[0]
@@ -802,3 +796,15 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             batch_size=batch_size,
             denoised=denoised,
         )
+
+
+def _log_mean_depth(matrix) -> float:
+    """``log1p`` of the mean number of non-zero entries per cell, streamed over rows."""
+    total, n_cells, step = 0.0, matrix.shape[0], 8192
+    for start in range(0, n_cells, step):
+        block = matrix[start : start + step]
+        if sparse.issparse(block):
+            total += float((block > 0).sum())
+        else:
+            total += float(np.nansum(np.asarray(block) > 0))
+    return float(np.log1p(total / max(n_cells, 1)))

@@ -51,11 +51,6 @@ class DCCAModule(BaseModuleClass):
         Bernoulli decoder's depth offset is relative to it.
     rna_input_dropout
         Fraction of the RNA encoder's input entries dropped while training.
-    epi_depth_fit
-        ``(slope, intercept)`` of ``log1p(open regions) ~ log1p(RNA library size)`` over the
-        training cells, used to give generated epigenomes a realistic depth; ``None``: slope
-        0 at ``log_mean_epi_depth``. A trained model refits it together with weights of the
-        RNA latent (:meth:`scdcca.DCCA.train`).
     """
 
     def __init__(
@@ -71,13 +66,12 @@ class DCCAModule(BaseModuleClass):
         epi_likelihood: EpiLikelihood = "bernoulli",
         log_mean_epi_depth: float = 0.0,
         rna_input_dropout: float = 0.3,
-        epi_depth_fit: tuple[float, float] | None = None,
     ):
         super().__init__()
         self.n_latent = n_latent
-        fit = (0.0, log_mean_epi_depth) if epi_depth_fit is None else epi_depth_fit
-        self.register_buffer("epi_depth_fit", torch.tensor([float(v) for v in fit]))
-        # weights of z_rna in the depth fit; zero until a trained model fits them
+        # depth of generated epigenomes: log1p(depth) = slope * log1p(RNA library) +
+        # z_rna @ epi_depth_latent + intercept; the typical depth until training fits it
+        self.register_buffer("epi_depth_fit", torch.tensor([0.0, float(log_mean_epi_depth)]))
         self.register_buffer("epi_depth_latent", torch.zeros(n_latent))
         self.rna = RNAVAE(
             n_genes,
@@ -103,7 +97,7 @@ class DCCAModule(BaseModuleClass):
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """As :meth:`torch.nn.Module.load_state_dict`, accepting saves without a depth fit.
 
-        Such saves keep the fit this module was built with (on the RNA library size only).
+        Such saves keep this module's fit: every generated cell at the typical depth.
         """
         state_dict = dict(state_dict)
         state_dict.setdefault("epi_depth_fit", self.epi_depth_fit)
@@ -116,9 +110,7 @@ class DCCAModule(BaseModuleClass):
         ``log1p(depth) = slope * log1p(RNA library) + z_rna @ epi_depth_latent + intercept``,
         the fit stored in the buffers ``epi_depth_fit`` and ``epi_depth_latent``.
         """
-        slope, intercept = self.epi_depth_fit
-        if self.rna.likelihood == "gaussian":  # no counts: every cell at the typical depth
-            slope = torch.zeros_like(slope)
+        slope, intercept = self.epi_depth_fit  # library() is 0 for Gaussian RNA: no counts
         log_depth = slope * torch.log1p(self.rna.library(x_rna)) + intercept
         return torch.expm1(log_depth + z_rna @ self.epi_depth_latent.unsqueeze(-1))
 
