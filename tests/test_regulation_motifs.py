@@ -85,6 +85,24 @@ def test_score_threshold_matches_enumeration_of_all_sequences():
         t = score_threshold(weights, background, p_value)
         assert probs[scores >= t].sum() <= p_value
         assert probs[scores >= t - 1].sum() > p_value
+    # a p-value below that of the best sequence: nothing can match
+    assert score_threshold(weights, background, 1e-12) > weights.max(0).sum()
+
+
+@pytest.mark.parametrize("p_value", [1e-2, 1e-3])
+def test_score_threshold_false_positive_rate_on_random_sequences(p_value):
+    rng = np.random.default_rng(11)
+    background = np.array([0.3, 0.2, 0.2, 0.3])
+    counts = _random_motif(rng, 8)
+    weights = log_odds(counts, background)
+    t = score_threshold(weights, background, p_value)
+    n = 400_000
+    sequences = rng.choice(4, size=(n, 8), p=background)
+    hits = int((weights[sequences, np.arange(8)].sum(1) >= t).sum())
+    # a binomial count with mean at most p_value * n; 8 standard deviations of slack
+    assert hits <= p_value * n + 8 * np.sqrt(p_value * n)
+    planted = weights[counts.argmax(0), np.arange(8)].sum()
+    assert planted >= t
 
 
 @pytest.mark.parametrize("engine", ["numpy", "numba"])

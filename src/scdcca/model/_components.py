@@ -11,6 +11,7 @@ from torch.distributions import Normal
 from torch.nn import functional as F
 
 from ._bernoulli_head import bernoulli_head_nll
+from ._count_likelihood import negative_binomial_nll, zero_inflated_negative_binomial_nll
 from ._sparse import (
     SparseInputLinear,
     csr_parts,
@@ -26,59 +27,6 @@ RNALikelihood = Literal["nb", "zinb", "gaussian"]
 EpiLikelihood = Literal["bernoulli", "gaussian"]
 #: Missing epigenome entries: ``(rows, cols)`` (Bernoulli), a dense observed mask (Gaussian).
 Missing = tuple[torch.Tensor, torch.Tensor] | torch.Tensor | None
-_EPS = 1e-8
-
-
-def _negative_binomial_parts(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor):
-    """``log NB(0)`` for every entry, and ``log NB(x) - log NB(0)`` at the non-zero counts.
-
-    ``log NB(x) = theta log(theta / (theta + mu)) + x log(mu / (theta + mu))
-    + lgamma(x + theta) - lgamma(theta) - lgamma(x + 1)``: only the first term is non-zero
-    where ``x = 0``, so the log-gamma terms are evaluated at the non-zero counts alone.
-    Returns ``log_nb_zero``, ``rows``, ``cols`` and that excess at ``(rows, cols)``.
-    """
-    theta = theta.expand(mu.shape[-1]) if theta.dim() <= 1 else theta
-    log_theta_mu = torch.log(theta + mu + _EPS)
-    log_nb_zero = theta * (torch.log(theta + _EPS) - log_theta_mu)
-    rows, cols, counts = nonzero_entries(x)
-    theta_nz = theta[cols] if theta.dim() == 1 else theta[rows, cols]
-    excess = (
-        counts * (torch.log(mu[rows, cols] + _EPS) - log_theta_mu[rows, cols])
-        + torch.lgamma(counts + theta_nz)
-        - torch.lgamma(theta_nz)
-        - torch.lgamma(counts + 1.0)
-    )
-    return log_nb_zero, rows, cols, excess
-
-
-def negative_binomial_nll(x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Negative-binomial negative log-likelihood per cell, for dense or CSR counts."""
-    log_nb_zero, rows, _, excess = _negative_binomial_parts(x, mu, theta)
-    log_likelihood = log_nb_zero.sum(-1)
-    return -log_likelihood.index_add(0, rows, excess.to(log_likelihood.dtype))
-
-
-def zero_inflated_negative_binomial_nll(
-    x: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor, zi_logits: torch.Tensor
-) -> torch.Tensor:
-    """Zero-inflated negative-binomial negative log-likelihood per cell, dense or CSR counts.
-
-    With ``pi = sigmoid(zi_logits)``, ``p(0) = pi + (1 - pi) NB(0)`` and
-    ``p(x > 0) = (1 - pi) NB(x)``. The zero case is evaluated everywhere (no log-gamma), then
-    replaced by the non-zero case at the non-zero counts only; the result equals scvi-tools'
-    ``ZeroInflatedNegativeBinomial.log_prob`` summed over genes.
-    """
-    log_nb_zero, rows, cols, excess = _negative_binomial_parts(x, mu, theta)
-    # log(pi + (1 - pi) NB(0)) = softplus(log NB(0) - zi_logits) - softplus(-zi_logits)
-    log_zero = F.softplus(log_nb_zero - zi_logits) - F.softplus(-zi_logits)
-    log_likelihood = log_zero.sum(-1)
-    at_counts = (
-        -F.softplus(zi_logits[rows, cols])  # log(1 - pi)
-        + log_nb_zero[rows, cols]
-        + excess
-        - log_zero[rows, cols]
-    )
-    return -log_likelihood.index_add(0, rows, at_counts.to(log_likelihood.dtype))
 
 
 def bernoulli_nll(

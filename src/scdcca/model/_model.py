@@ -29,6 +29,7 @@ from ._data import SparseDataSplitter, sparse_minibatches_supported
 from ._differential import DifferentialMixin
 from ._distributed import is_ddp, is_rank_zero
 from ._export import ExportMixin
+from ._interrupt import is_interruption, restore_sigint
 from ._manager import DCCAManager
 from ._module import DCCAModule
 from ._pairing import OBSERVED_COLUMNS, is_paired, padded_twin, share_registration
@@ -67,8 +68,8 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
     rna_likelihood
         ``"zinb"`` (default) or ``"nb"`` for raw counts; ``"gaussian"`` for RNA published only
         as normalised (e.g. log-scale) expression, modelled as it is. ``"zinb"`` adds a
-        zero-inflation output per gene, which costs about a fifth more time per epoch than
-        ``"nb"`` (figures in ``benchmarks/README.md``).
+        zero-inflation output per gene; ``"nb"`` trains faster (timings in
+        ``benchmarks/README.md``).
     epi_likelihood
         ``"bernoulli"`` for binary calls, ``"gaussian"`` for continuous rates.
     rna_input_dropout
@@ -110,7 +111,8 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         self.scdcca_version_ = __version__
         args = self.adata_manager.registry["setup_args"]
         self.modalities_ = dict(args["modalities"])
-        rna, epi = validate.check_model_input(self.adata_manager, rna_likelihood, epi_likelihood)
+        rna = self.adata_manager.get_from_registry(RNA_KEY)
+        epi = self.adata_manager.get_from_registry(EPI_KEY)
         epi_cells = self._observed_cells("epi")
         self.module = self._module_cls(
             n_genes=rna.shape[1],
@@ -124,7 +126,8 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             epi_likelihood=epi_likelihood,
             log_mean_epi_depth=_log_mean_depth(epi if epi_cells is None else epi[epi_cells]),
             rna_input_dropout=rna_input_dropout,
-        )
+        )  # checks the likelihood names
+        validate.check_model_input(self.adata_manager, rna_likelihood, epi_likelihood)
         self._model_summary_string = (
             f"DCCA: n_latent={n_latent}, n_hidden={n_hidden}, n_layers={n_layers}, "
             f"rna={rna_likelihood} ({rna.shape[1]} genes), "
@@ -278,7 +281,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         ]
         adata_manager = DCCAManager(fields=mudata_fields, setup_method_args=setup_method_args)
         adata_manager.register_fields(registered, **kwargs)
-        validate.remember(adata_manager, scanned)
+        adata_manager.keep_scans(scanned)
         cls.register_manager(adata_manager)
         if registered is not mdata:
             share_registration(mdata, registered)
@@ -322,8 +325,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         schedule
             ``"alternating"`` (default: both VAEs every minibatch, each pulled towards the
             other's detached latent) or ``"cycle"`` (the paper's phases, one VAE at a time).
-            Alternating is the default: it clusters as well as the cycle and trains in less
-            than half the time (``benchmarks/README.md``).
+            The two are compared in ``benchmarks/README.md``.
         n_cycles
             Rounds of "epigenome learns from RNA, RNA learns from epigenome" (``"cycle"``).
         first_teacher
@@ -332,10 +334,9 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             Attention weight when the epigenome is the student (paper: 5).
         beta2
             Attention weight when RNA is the student. ``None``: the paper's 1 with
-            ``schedule="cycle"``, 0.2 with ``"alternating"``. There a strong pull of the RNA
-            latent towards the (noisier) epigenome latent lowered RNA and joint ARI, while
-            no pull at all (0) made RNA -> epigenome prediction worse, since RNA latents
-            then drift from where the epigenome decoder was trained.
+            ``schedule="cycle"``, 0.2 with ``"alternating"``, where both VAEs learn at once:
+            a weak pull keeps the RNA latent close to its own data while the epigenome
+            decoder still sees RNA latents near the epigenome latents it was trained on.
         lr
             Adam learning rate at the start of each phase (decays 10x on the first plateau).
         batch_size
@@ -437,13 +438,13 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             # Lightning calls no LightningModule hook on errors: back to the best weights here.
             # It also ignores further Ctrl+C and turns the KeyboardInterrupt into SystemExit(1).
             plan.on_exception(interruption)
-            if not validate.is_interruption(interruption):
+            if not is_interruption(interruption):
                 if plan.epoch_records:  # diverged after learning: the best weights stay usable
                     self.module.eval()
                     self.is_trained_ = True
                     self._fit_epi_depth()
                 raise
-            validate.restore_sigint(sigint_handler)
+            restore_sigint(sigint_handler)
             if not plan.epoch_records and not plan.phase_records:
                 raise KeyboardInterrupt(
                     "Training was interrupted before its first epoch ended: the model is untrained"

@@ -76,8 +76,7 @@ def build_schedule(
         Attention weight when the epigenome is the student (paper: 5).
     beta2
         Attention weight when RNA is the student. ``None``: the paper's 1 for ``"cycle"``,
-        0.2 for ``"alternating"`` (a strong pull towards the noisier epigenome latent lowered
-        clustering accuracy; none at all lowered RNA -> epigenome prediction).
+        0.2 for ``"alternating"`` (see :meth:`scdcca.DCCA.train`).
     """
     if beta2 is None:
         beta2 = 1.0 if schedule == "cycle" else 0.2

@@ -15,11 +15,7 @@ Handled without an error, as documented in :meth:`scdcca.DCCA.setup_mudata`:
 
 from __future__ import annotations
 
-import signal
-import sys
-import threading
 import warnings
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,8 +36,6 @@ _BLOCK_ENTRIES = 1 << 22
 _INTEGER_TOLERANCE = 1e-3
 #: The setup argument naming each role's layer, and its registry key.
 _ROLES = {"rna": ("rna_layer", RNA_KEY), "epi": ("epi_layer", EPI_KEY)}
-_EPI_LIKELIHOODS = ("bernoulli", "gaussian")
-_RNA_LIKELIHOODS = ("nb", "zinb", "gaussian")
 
 
 class InputWarning(UserWarning):
@@ -467,16 +461,13 @@ def check_epi_values(
         )
 
 
-def _user_stacklevel() -> int:
-    """``stacklevel`` that points a warning at the first caller outside scdcca."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("scdcca"):
-        frame, level = frame.f_back, level + 1
-    return level
+def warn_input(
+    matrix, summary: MatrixSummary, modality: str, layer: str | None, stacklevel: int
+) -> None:
+    """Warn about empty cells, all-zero features and a CSC layout (all usable as they are).
 
-
-def warn_input(matrix, summary: MatrixSummary, modality: str, layer: str | None) -> None:
-    """Warn about empty cells, all-zero features and a CSC layout (all usable as they are)."""
+    ``stacklevel`` counts from the caller of this function (1: that caller).
+    """
     where = _where(layer)
     if summary.n_empty_cells:
         warnings.warn(
@@ -485,7 +476,7 @@ def warn_input(matrix, summary: MatrixSummary, modality: str, layer: str | None)
             f"unless that is intended, e.g. `sc.pp.filter_cells(mdata[{modality!r}], "
             "min_counts=1)` and `muon.pp.intersect_obs(mdata)`.",
             InputWarning,
-            stacklevel=_user_stacklevel(),
+            stacklevel=stacklevel + 1,
         )
     if summary.n_empty_features:
         warnings.warn(
@@ -494,7 +485,7 @@ def warn_input(matrix, summary: MatrixSummary, modality: str, layer: str | None)
             f"them with `sc.pp.filter_genes(mdata[{modality!r}], min_cells=1)` and "
             "`mdata.update()`.",
             InputWarning,
-            stacklevel=_user_stacklevel(),
+            stacklevel=stacklevel + 1,
         )
     if (sparse.issparse(matrix) and matrix.format == "csc") or isinstance(matrix, CSCDataset):
         warnings.warn(
@@ -503,31 +494,22 @@ def warn_input(matrix, summary: MatrixSummary, modality: str, layer: str | None)
             f"`mdata[{modality!r}].X = mdata[{modality!r}].X.tocsr()` (DCCA itself never "
             "changes your data).",
             InputWarning,
-            stacklevel=_user_stacklevel(),
+            stacklevel=stacklevel + 1,
         )
 
 
 # --------------------------------------------------------------------------- entry points
-#: Scans made at setup, reused when the model is built: {manager: {role: (matrix ref, scan)}}.
-_SCANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _reference(matrix):
-    try:
-        return weakref.ref(matrix)
-    except TypeError:
-        return None
-
-
 def _check_matrices(
     mdata: MuData,
     modalities: Mapping[str, str],
     layers: Mapping[str, str | None],
+    stacklevel: int,
 ) -> dict[str, tuple[Any, MatrixSummary]]:
     """Scan both matrices; refuse non-finite values anywhere.
 
     Whether RNA must be counts depends on the likelihood, so :func:`check_model_input`
-    checks that when the model is built (reusing these scans).
+    checks that when the model is built (from these scans, which the manager keeps).
+    ``stacklevel`` of the input warnings counts from the caller of this function.
     """
     scanned = {}
     for role, (role_arg, _) in _ROLES.items():
@@ -540,7 +522,7 @@ def _check_matrices(
         # in the epigenome NaN marks entries not measured (e.g. uncovered CpG sites), which
         # the likelihood leaves out; RNA has no such meaning
         check_finite(summary, name, layer, nan_is_missing=role == "epi")
-        warn_input(matrix, summary, name, layer)
+        warn_input(matrix, summary, name, layer, stacklevel + 1)
         scanned[role] = (matrix, summary)
     return scanned
 
@@ -564,7 +546,8 @@ def check_setup(
 
     Returns
     -------
-    ``{"rna": (matrix, summary), "epi": (matrix, summary)}`` for :func:`remember`.
+    ``{"rna": (matrix, summary), "epi": (matrix, summary)}``, for
+    :meth:`~scdcca.model.DCCAManager.keep_scans`.
     """
     check_modality_names(mdata, modalities)
     if mdata.is_view:
@@ -576,12 +559,8 @@ def check_setup(
     if source_registry is not None:
         check_features_match(mdata, modalities, source_registry)
     check_obs_key(mdata, batch_key, batch_modality)
-    return _check_matrices(mdata, modalities, {"rna": rna_layer, "epi": epi_layer})
-
-
-def remember(manager, scanned: Mapping[str, tuple[Any, MatrixSummary]]) -> None:
-    """Keep the scans made at setup for the model built on ``manager``."""
-    _SCANS[manager] = {role: (_reference(m), s) for role, (m, s) in scanned.items()}
+    # warnings point at the user's call of setup_mudata: this function, then setup_mudata
+    return _check_matrices(mdata, modalities, {"rna": rna_layer, "epi": epi_layer}, 3)
 
 
 def _same_matrix(a, b) -> bool:
@@ -601,29 +580,21 @@ def _same_matrix(a, b) -> bool:
 
 
 def _summary(manager, role: str, matrix) -> MatrixSummary:
-    reference, summary = _SCANS.get(manager, {}).get(role, (None, None))
-    if reference is not None and _same_matrix(reference(), matrix):
+    """The scan of ``matrix`` made at setup when the manager kept it, else a new scan."""
+    scanned, summary = manager.setup_scans.get(role, (None, None))
+    if scanned is not None and _same_matrix(scanned(), matrix):
         return summary
     return scan_matrix(matrix)
 
 
-def check_model_input(manager, rna_likelihood: str, epi_likelihood: str) -> tuple[Any, Any]:
-    """Checks that need the model's likelihoods; returns the RNA and epigenome matrices.
+def check_model_input(manager, rna_likelihood: str, epi_likelihood: str) -> None:
+    """Checks of the registered matrices that need the model's (valid) likelihoods.
 
-    Reuses the scans made by :meth:`~scdcca.DCCA.setup_mudata` when the registered matrices
-    are still the same objects, and scans again otherwise.
+    Uses the scans :meth:`~scdcca.DCCA.setup_mudata` made when the registered matrices are
+    still those objects (the padded copy of unpaired cells is scanned here).
     """
-    if rna_likelihood not in _RNA_LIKELIHOODS:
-        raise ValueError(
-            f"rna_likelihood must be 'nb', 'zinb' or 'gaussian', got {rna_likelihood!r}."
-        )
-    if epi_likelihood not in _EPI_LIKELIHOODS:
-        raise ValueError(
-            f"epi_likelihood must be 'bernoulli' or 'gaussian', got {epi_likelihood!r}."
-        )
     args = manager.registry["setup_args"]
     modalities = args["modalities"]
-    matrices = []
     for role, (role_arg, key) in _ROLES.items():
         matrix = manager.get_from_registry(key)
         summary = _summary(manager, role, matrix)
@@ -635,15 +606,14 @@ def check_model_input(manager, rna_likelihood: str, epi_likelihood: str) -> tupl
             check_rna_counts(summary, name, layer, layers)
         else:
             check_epi_values(summary, name, layer, epi_likelihood, args["binarize_epi"])
-        matrices.append(matrix)
-    return matrices[0], matrices[1]
 
 
 def check_new_data(
     mdata: MuData,
     registry: Mapping[str, Any],
+    rna_likelihood: str,
     epi_likelihood: str,
-    rna_likelihood: str = "zinb",
+    stacklevel: int,
 ) -> None:
     """Checks for a MuData a trained model is applied to without ``setup_mudata``."""
     args = registry["setup_args"]
@@ -653,7 +623,7 @@ def check_new_data(
     check_features_match(mdata, modalities, registry)
     check_obs_key(mdata, args.get("batch_key"), args.get("batch_modality"))
     scanned = _check_matrices(
-        mdata, modalities, {"rna": args["rna_layer"], "epi": args["epi_layer"]}
+        mdata, modalities, {"rna": args["rna_layer"], "epi": args["epi_layer"]}, stacklevel + 1
     )
     if rna_likelihood != "gaussian":
         name = modalities["rna_layer"]
@@ -666,28 +636,21 @@ def check_new_data(
 
 
 def check_data_for_model(model, mdata: MuData | None) -> None:
-    """Check a MuData a model is applied to, once, before scvi-tools transfers its setup.
+    """Check a MuData a model is applied to, before scvi-tools transfers its setup.
 
-    The MuData the model was set up with was checked by ``setup_mudata``; any other is checked
-    here (modalities, paired cells, the training features in the training order, values).
+    The MuData the model was set up with was checked by ``setup_mudata``; any other is
+    checked here, on every use (modalities, paired cells, the training features in the
+    training order, values: one streamed pass over each matrix).
     """
     if mdata is None or mdata is model.adata:
         return
-    checked = model.__dict__.setdefault("_checked_mdata", weakref.WeakValueDictionary())
-    if checked.get(id(mdata)) is mdata:
-        return
-    init = model.init_params_.get("non_kwargs", {})
-    check_new_data(
-        mdata,
-        model.registry_,
-        init.get("epi_likelihood", "bernoulli"),
-        init.get("rna_likelihood", "zinb"),
-    )
-    checked[id(mdata)] = mdata
+    module = model.module
+    # warnings point at the user's call: check_new_data, here, _validate_anndata, the getter
+    check_new_data(mdata, model.registry_, module.rna.likelihood, module.epi.likelihood, 4)
 
 
 def check_projected(model, modality: str, matrix, columns: np.ndarray | None) -> None:
-    """Check the values of new cells a getter reads (projection), once per matrix.
+    """Check the values of new cells a getter reads (projection).
 
     Parameters
     ----------
@@ -701,44 +664,14 @@ def check_projected(model, modality: str, matrix, columns: np.ndarray | None) ->
         Column of each model feature in ``matrix`` (``None``: the same features and order);
         only these are checked, as only these are read.
     """
-    key = (id(matrix), modality, None if columns is None else columns.tobytes())
-    checked = model.__dict__.setdefault("_checked_matrices", {})
-    reference = checked.get(key)
-    if reference is not None and reference() is matrix:
-        return
     args = model.adata_manager.registry["setup_args"]
-    init = model.init_params_.get("non_kwargs", {})
     name, layer = model.modalities_[f"{modality}_layer"], args[f"{modality}_layer"]
     check_matrix_type(matrix, name, layer)
     summary = scan_matrix(matrix, columns=columns)
     if modality == "rna":
         check_finite(summary, name, layer)
-        if init.get("rna_likelihood", "zinb") != "gaussian":
+        if model.module.rna.likelihood != "gaussian":
             check_rna_counts(summary, name, layer, [])
     else:
-        likelihood = init.get("epi_likelihood", "bernoulli")
+        likelihood = model.module.epi.likelihood
         check_epi_values(summary, name, layer, likelihood, args["binarize_epi"])
-    reference = _reference(matrix)
-    if reference is not None:
-        for stale in [k for k, ref in checked.items() if ref() is None]:
-            del checked[stale]
-        checked[key] = reference
-
-
-# --------------------------------------------------------------------------- interruptions
-def is_interruption(exception: BaseException) -> bool:
-    """A Ctrl+C: a KeyboardInterrupt, or the SystemExit(1) Lightning raises while handling one."""
-    if isinstance(exception, KeyboardInterrupt):
-        return True
-    return (
-        isinstance(exception, SystemExit)
-        and exception.code in (0, 1)
-        and isinstance(exception.__context__, KeyboardInterrupt)
-    )
-
-
-def restore_sigint(handler) -> None:
-    """Give Ctrl+C back its handler from before training (Lightning sets it to ignore)."""
-    if handler is None or threading.current_thread() is not threading.main_thread():
-        return
-    signal.signal(signal.SIGINT, handler)

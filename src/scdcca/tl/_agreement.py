@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,7 +13,6 @@ from mudata import MuData
 from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
-from sklearn.decomposition import TruncatedSVD
 from sklearn.metrics import cohen_kappa_score
 
 from scdcca._constants import DENOISED_LAYER_KEY, LATENT_OBSM_KEY
@@ -51,16 +51,28 @@ def _rna_pca(adata: AnnData, n_components: int, seed: int) -> np.ndarray:
     return view.obsm["X_pca"]
 
 
-def _epi_lsi(adata: AnnData, n_components: int, seed: int) -> np.ndarray:
-    counts = sparse.csr_matrix(adata.X, dtype=np.float64)
-    depth = np.asarray(counts.sum(1)).ravel()
-    idf = counts.shape[0] / np.maximum(np.asarray(counts.sum(0)).ravel(), 1)
-    tf = sparse.diags(1 / np.maximum(depth, 1)) @ counts
-    tfidf = (tf @ sparse.diags(idf)).tocsr()
-    tfidf.data = np.log1p(tfidf.data * 1e4)
-    n = min(n_components + 1, min(tfidf.shape) - 1)
-    lsi = TruncatedSVD(n_components=n, random_state=seed).fit_transform(tfidf)
-    lsi = lsi[:, 1:]  # the first component follows sequencing depth
+def _epi_lsi(adata: AnnData, n_components: int) -> np.ndarray:
+    """LSI of the counts in ``adata.X`` with muon: TF-IDF, SVD, first component dropped.
+
+    TF-IDF is ``log1p(1e4 * counts / cell total * n_cells / peak total)``
+    (:func:`muon.atac.pp.tfidf` with ``log_tfidf=True``), on a sparse float64 copy of ``.X``;
+    ``adata`` is left unchanged. :func:`muon.atac.tl.lsi` computes ``n_components + 1``
+    components with :func:`scipy.sparse.linalg.svds`, which takes no seed here (ARPACK starts
+    from a random vector), so the components are fixed only up to sign, which KMeans
+    distances do not depend on. The first component follows sequencing depth and is dropped;
+    the others are scaled to unit variance.
+    """
+    with warnings.catch_warnings():  # muon takes most of a second to import; only this needs it
+        warnings.filterwarnings("ignore", message=r".*__version__.* is deprecated")
+        warnings.filterwarnings("ignore", message="Tensorflow not installed")
+        from muon import atac
+
+    view = AnnData(sparse.csr_matrix(adata.X, dtype=np.float64, copy=True))
+    with np.errstate(divide="ignore"):  # peaks or cells without counts: their entries stay 0
+        atac.pp.tfidf(view, log_tf=False, log_idf=False, log_tfidf=True, scale_factor=1e4)
+    n = min(n_components + 1, min(view.shape) - 1)
+    atac.tl.lsi(view, scale_embeddings=False, n_comps=n)
+    lsi = view.obsm["X_lsi"][:, 1:]
     return lsi / np.maximum(lsi.std(0), 1e-12)
 
 
@@ -136,7 +148,7 @@ def crossomics_agreement(
     views = {
         "raw": (
             _rna_pca(mdata.mod[rna], n_components, seeds[0]),
-            _epi_lsi(mdata.mod[epi], n_components, seeds[0]),
+            _epi_lsi(mdata.mod[epi], n_components),
             None,
         ),
         "denoised": (
