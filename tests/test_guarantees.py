@@ -191,18 +191,28 @@ def test_same_seed_gives_identical_latents():
 
 # --------------------------------------------------------------------------- interruption
 class _At(Callback):
-    """Remembers the weights at the start of ``epoch``; at ``batch`` of it, does ``action``."""
+    """Remembers the weights at the start of ``epoch``; at ``batch`` of it, does ``action``.
 
-    def __init__(self, epoch: int, batch: int, action):
-        self.epoch, self.batch, self.action = epoch, batch, action
+    ``epoch`` counts within the fit of phase ``phase`` (each phase is one Lightning fit).
+    """
+
+    def __init__(self, epoch: int, batch: int, action, phase: int = 0):
+        self.epoch, self.batch, self.action, self.phase = epoch, batch, action, phase
         self.state: dict[str, torch.Tensor] | None = None
+        self._fits = 0
+
+    def on_fit_start(self, trainer, pl_module):
+        self._fits += 1
+
+    def _now(self, trainer) -> bool:
+        return self._fits - 1 == self.phase and trainer.current_epoch == self.epoch
 
     def on_train_epoch_start(self, trainer, pl_module):
-        if trainer.current_epoch == self.epoch:
+        if self._now(trainer):
             self.state = {k: v.detach().clone() for k, v in pl_module.module.state_dict().items()}
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+        if self._now(trainer) and batch_idx == self.batch:
             self.action(pl_module.module)
 
 

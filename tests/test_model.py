@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 
+import lightning.pytorch as pl
 import mudata
 import numpy as np
 import pytest
@@ -219,13 +220,56 @@ def test_kl_warmup_counted_in_optimiser_steps():
     model.train(
         max_epochs_per_phase=3,
         batch_size=batch_size,
-        plan_kwargs={"n_steps_kl_warmup": n_steps, "n_epochs_kl_warmup": 100},
+        plan_kwargs={"n_steps_kl_warmup": n_steps},
         enable_progress_bar=False,
     )
     steps_per_epoch = -(-len(model.train_indices) // batch_size)
-    expected = [min(1.0, (steps_per_epoch * (e + 1) + 1) / n_steps) for e in range(3)]
-    # the steps setting wins over the epochs one, and the weight follows the minibatch count
+    # scvi-tools' warm-up: step s (from 0) has weight s / n_steps; an epoch records its last
+    expected = [min(1.0, (steps_per_epoch * (e + 1) - 1) / n_steps) for e in range(3)]
     np.testing.assert_allclose(model.history["epochs"]["kl_weight"], expected)
+
+
+def test_kl_warmup_continues_across_phases():
+    """A VAE's warm-up runs once over its training: later phases start where it stopped."""
+    scvi.settings.seed = 0
+    mdata = read("scicar_kidney")[:600].copy()
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(mdata, n_latent=5)
+    model.train(
+        schedule="cycle",
+        max_epochs_per_phase=3,
+        plan_kwargs={"n_epochs_kl_warmup": 4},
+        patience=100,
+        enable_progress_bar=False,
+    )
+    epochs = model.history["epochs"]
+    weights = {name: list(group["kl_weight"]) for name, group in epochs.groupby("phase_name")}
+    # rna and epi warm up over 4 epochs: 3 in their first phase, the 4th in their second
+    np.testing.assert_allclose(weights["rna"], [0.0, 0.25, 0.5])
+    np.testing.assert_allclose(weights["epi"], [0.0, 0.25, 0.5])
+    np.testing.assert_allclose(weights["epi<-rna"], [0.75, 1.0, 1.0])
+    np.testing.assert_allclose(weights["rna<-epi"], [0.75, 1.0, 1.0])
+
+
+def test_training_again_after_the_getters_trains_in_training_mode():
+    """The getters leave the module in evaluation mode; training sets training mode again."""
+    scvi.settings.seed = 0
+    mdata = read("scicar_kidney")[:600].copy()
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(mdata, n_latent=5)
+    model.train(max_epochs_per_phase=1, enable_progress_bar=False)
+    model.get_latent_representation()
+    assert not model.module.training
+    modes = []
+
+    class Mode(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            modes.append(all(m.training for m in pl_module.module.modules()))
+
+    model.train(max_epochs_per_phase=1, callbacks=[Mode()], enable_progress_bar=False)
+    assert modes
+    assert all(modes)
+    assert not model.module.training  # back in evaluation mode for the getters
 
 
 def test_demo_command_writes_results(tmp_path, capsys):

@@ -318,11 +318,11 @@ def test_interrupted_cycle_records_only_the_phases_that_ran():
     scvi.settings.seed = 0
     scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
     model = scdcca.DCCA(mdata, n_hidden=16)
-    # phase 0 ends after its 2 epochs; Ctrl+C in epoch 3, the second epoch of phase 1
+    # phase 0 ends after its 2 epochs; Ctrl+C in the second epoch of phase 1
     model.train(
         max_epochs_per_phase=2,
         schedule="cycle",
-        callbacks=[_At(epoch=3, batch=0, action=_ctrl_c)],
+        callbacks=[_At(epoch=1, batch=0, action=_ctrl_c, phase=1)],
         enable_progress_bar=False,
     )
     phases = model.history["phases"]

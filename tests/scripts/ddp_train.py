@@ -33,7 +33,7 @@ def main() -> None:
         max_epochs_per_phase=3,
         accelerator="cpu",
         devices=2,
-        strategy="ddp_find_unused_parameters_true",
+        strategy="ddp",
         enable_progress_bar=False,
     )
     rank = int(os.environ.get("LOCAL_RANK", 0))

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
+from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.utilities import rank_zero_info
 from mudata import MuData
 from scipy import sparse
 from scvi.data import fields
@@ -24,6 +26,7 @@ from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA
 from . import _arguments as arguments
 from . import _saving as saving
 from . import _validation as validate
+from ._callbacks import BestWeights, EpochHistory
 from ._components import EpiLikelihood, RNALikelihood
 from ._data import SparseDataSplitter, sparse_minibatches_supported
 from ._differential import DifferentialMixin
@@ -33,12 +36,13 @@ from ._interrupt import is_interruption, restore_sigint
 from ._manager import DCCAManager
 from ._module import DCCAModule
 from ._pairing import OBSERVED_COLUMNS, is_paired, padded_twin, share_registration
+from ._phases import only_students_learn, phase_plan_kwargs, phase_record
 from ._prediction import PredictionMixin
 from ._quiet import quiet_third_party
 from ._results import write_results
 from ._schedule import ScheduleName, build_schedule
 from ._sparse import row_sums
-from ._training_plan import DCCATrainingPlan
+from ._training_plan import MONITOR, MONITOR_TRAIN, DCCATrainingPlan
 
 logger = logging.getLogger(__name__)
 
@@ -338,12 +342,12 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             a weak pull keeps the RNA latent close to its own data while the epigenome
             decoder still sees RNA latents near the epigenome latents it was trained on.
         lr
-            Adam learning rate at the start of each phase (decays 10x on the first plateau).
+            Adam learning rate at the start of each phase (decays 10x on each plateau).
         batch_size
             Minibatch size.
         patience
-            Epochs without improvement of the validation loss before the learning rate
-            decays, and again before the phase ends.
+            Epochs without improvement of the monitored loss before the learning rate decays;
+            a phase ends after ``2 * patience`` epochs without improvement.
         train_size, validation_size
             Split of the cells (see :class:`scvi.dataloaders.DataSplitter`). The held-out
             cells decide early stopping; with ``train_size=1.0`` every cell trains and the
@@ -357,13 +361,24 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         datasplitter_kwargs
             More arguments of :class:`scvi.dataloaders.DataSplitter`.
         **trainer_kwargs
-            Passed to :class:`scvi.train.Trainer` (``strategy``, ``num_nodes``, ...). For
-            several devices or nodes use ``strategy="ddp_find_unused_parameters_true"`` (the
-            paper's schedule leaves the teacher's weights without gradients); each process
-            then sees its share of the cells and the plan averages losses over all of them.
+            Passed to :class:`scvi.train.Trainer` (``strategy``, ``num_nodes``,
+            ``callbacks``, ...). For several devices or nodes use ``strategy="ddp"``; each
+            process then sees its share of the cells, and Lightning reduces the logged losses
+            over all of them.
 
         Notes
         -----
+        Each phase is one Lightning fit of :class:`~scdcca.model.DCCATrainingPlan`: the VAEs
+        that are not its students are frozen; the learning rate decays 10x after
+        ``patience`` epochs without a relative improvement of 0.1 % of the monitored loss
+        (the students' loss with the KL weight at 1, on the held-out cells), the phase stops
+        after ``2 * patience`` epochs without improvement (Lightning's
+        :class:`~lightning.pytorch.callbacks.EarlyStopping`), and the students' weights of
+        the best epoch are kept, also after Ctrl+C or a divergence. The KL weight of each
+        VAE rises over its first 10 epochs of training, in whichever phases they fall.
+        ``model.history["epochs"]`` and ``model.history["phases"]`` hold one row per epoch
+        and per phase.
+
         After training (also after an interruption that kept the best weights), one pass over
         the paired cells fits the depth model of generated epigenomes: ``log1p`` of each
         cell's open regions on ``log1p`` of its RNA library size and its RNA latent (ridge
@@ -390,14 +405,6 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             train_size,
             validation_size,
         )
-        plan = self._training_plan_cls(
-            self.module,
-            phases=phases,
-            max_epochs_per_phase=max_epochs_per_phase,
-            lr=lr,
-            patience=patience,
-            **(plan_kwargs or {}),
-        )
         datasplitter_kwargs = dict(datasplitter_kwargs or {})
         datasplitter_kwargs.setdefault(
             "distributed_sampler", is_ddp(trainer_kwargs.get("strategy"))
@@ -421,31 +428,78 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             trainer_kwargs.setdefault("limit_val_batches", 0)
         trainer_kwargs.setdefault("early_stopping", False)
         trainer_kwargs.setdefault("num_sanity_val_steps", 0)
+        validates = (
+            trainer_kwargs["check_val_every_n_epoch"] <= max_epochs_per_phase
+            and trainer_kwargs.get("limit_val_batches", 1) != 0
+        )
+        monitor = MONITOR if validates else MONITOR_TRAIN
+        callbacks = list(trainer_kwargs.pop("callbacks", None) or [])
+        epochs: list[dict] = []
+        ran: list[dict] = []
+        trained = {m: [0, 0] for m in MODALITIES}  # epochs and steps each VAE has trained
         sigint_handler = signal.getsignal(signal.SIGINT)
         try:
-            with quiet_third_party():
-                runner = self._train_runner_cls(
-                    self,
-                    training_plan=plan,
-                    data_splitter=splitter,
-                    max_epochs=max_epochs_per_phase * len(phases),
-                    accelerator=accelerator,
-                    devices=devices,
-                    **trainer_kwargs,
+            for index, phase in enumerate(phases):
+                best = BestWeights(monitor, phase.students)
+                stopping = EarlyStopping(monitor=monitor, patience=2 * patience, mode="min")
+                plan = self._training_plan_cls(
+                    self.module,
+                    phase=phase,
+                    phase_index=index,
+                    lr=lr,
+                    lr_patience=patience,
+                    monitor=monitor,
+                    **phase_plan_kwargs(plan_kwargs, *min(trained[m] for m in phase.students)),
                 )
-                runner()
+                split = "validation" if validates else "train"
+                try:
+                    # scvi-tools leaves a trained module in evaluation mode; Lightning keeps
+                    # each submodule's mode, so training mode (sampling, dropout) is set here
+                    self.module.train()
+                    with quiet_third_party(), only_students_learn(self.module, phase.students):
+                        self._train_runner_cls(
+                            self,
+                            training_plan=plan,
+                            data_splitter=splitter,
+                            max_epochs=max_epochs_per_phase,
+                            accelerator=accelerator,
+                            devices=devices,
+                            callbacks=[
+                                best,
+                                stopping,
+                                EpochHistory(epochs, index, phase.name, split),
+                                *callbacks,
+                            ],
+                            **trainer_kwargs,
+                        )()
+                finally:
+                    if any(row["phase"] == index for row in epochs):
+                        ran.append(phase_record(index, phase, best, epochs))
+                for modality in phase.students:
+                    trained[modality][0] += ran[-1]["epochs"]
+                    trained[modality][1] += plan.global_step
+                ran[-1]["completed"] = True
+                reason = (
+                    f"{monitor} did not improve for {stopping.patience} epochs"
+                    if stopping.stopped_epoch
+                    else f"max_epochs_per_phase={max_epochs_per_phase} reached"
+                )
+                rank_zero_info(
+                    f"DCCA phase {index + 1}/{len(phases)} ({phase.name}) ended after "
+                    f"{ran[-1]['epochs']} epochs ({reason}); the weights of epoch "
+                    f"{best.best_epoch} are kept."
+                )
         except BaseException as interruption:
-            # Lightning calls no LightningModule hook on errors: back to the best weights here.
-            # It also ignores further Ctrl+C and turns the KeyboardInterrupt into SystemExit(1).
-            plan.on_exception(interruption)
+            # the best weights are back (BestWeights.on_exception); Lightning turns a
+            # KeyboardInterrupt into SystemExit(1) and ignores further Ctrl+C
             if not is_interruption(interruption):
-                if plan.epoch_records:  # diverged after learning: the best weights stay usable
+                if epochs:  # diverged after learning: the best weights stay usable
                     self.module.eval()
                     self.is_trained_ = True
                     self._fit_epi_depth()
                 raise
             restore_sigint(sigint_handler)
-            if not plan.epoch_records and not plan.phase_records:
+            if not epochs:
                 raise KeyboardInterrupt(
                     "Training was interrupted before its first epoch ended: the model is untrained"
                 ) from interruption
@@ -453,7 +507,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             self.module.eval()
             self.is_trained_ = True
         finally:
-            self._record_history(plan, schedule)
+            self._record_history(epochs, ran, schedule)
         self._fit_epi_depth()
 
     @torch.inference_mode()
@@ -585,13 +639,16 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             dir_path, adata=adata, accelerator=accelerator, device=device, prefix=prefix, **kwargs
         )
 
-    def _record_history(self, plan: DCCATrainingPlan, schedule: str) -> None:
+    def _record_history(self, epochs: list[dict], phases: list[dict], schedule: str) -> None:
+        """Keep the epoch and phase tables of this training in ``history`` and ``schedule_``."""
         history = dict(getattr(self, "history_", None) or {})
-        history["epochs"] = pd.DataFrame(plan.epoch_records)
-        history["phases"] = pd.DataFrame(plan.phase_records)
+        history["epochs"] = pd.DataFrame(epochs)
+        history["phases"] = pd.DataFrame(phases)
         self.history_ = history
-        ran = plan.phases[: len(plan.phase_records)]
-        self.schedule_ = [{"schedule": schedule, **phase.as_record()} for phase in ran]
+        names = ("students", "teacher", "weights")
+        self.schedule_ = [
+            {"schedule": schedule, **{k: p[k] for k in names}, "name": p["name"]} for p in phases
+        ]
 
     # ------------------------------------------------------------------ inference
     def _require_trained(self) -> None:

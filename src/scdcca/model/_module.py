@@ -208,6 +208,10 @@ class DCCAModule(BaseModuleClass):
     ) -> LossOutput:
         """ELBO of each encoded modality plus attention transfer towards a teacher.
 
+        Besides the loss, ``extra_metrics`` holds per-cell means of each modality's
+        ``reconstruction_*`` and ``kl_*``, its ``attention_*`` distance, and ``objective``:
+        the loss with the KL weight at 1, comparable across the epochs of a KL warm-up.
+
         Parameters
         ----------
         kl_weight
@@ -224,7 +228,7 @@ class DCCAModule(BaseModuleClass):
         teacher_latents = teacher_latents or {}
         observed = {m: _observed(tensors, m) for m in MODALITIES}
         reconstruction, kl_local, extra = {}, {}, {}
-        total = 0.0
+        total = objective = 0.0
         for modality in inference_outputs["modalities"]:
             qz = inference_outputs[f"qz_{modality}"]
             px = generative_outputs[f"px_{modality}"]
@@ -241,6 +245,7 @@ class DCCAModule(BaseModuleClass):
             reconstruction[modality] = rec
             kl_local[modality] = kl
             cell_loss = rec + kl_weight * kl
+            attention = 0.0
             beta = attention_weights.get(modality, 0.0)
             if beta > 0:
                 teacher = teacher_latents.get(modality)
@@ -255,9 +260,15 @@ class DCCAModule(BaseModuleClass):
                     ).detach()
                 else:
                     extra[f"attention_{modality}"] = distance.mean().detach()
-                cell_loss = cell_loss + beta * distance
+                attention = beta * distance
+                cell_loss = cell_loss + attention
             n_cells = cell_loss.shape[0] if weight is None else weight.sum().clamp(min=1)
             total = total + cell_loss.sum() / n_cells
+            with torch.no_grad():
+                extra[f"reconstruction_{modality}"] = rec.sum() / n_cells
+                extra[f"kl_{modality}"] = kl.sum() / n_cells
+                objective = objective + (rec + kl + attention).sum() / n_cells
+        extra["objective"] = objective
         return LossOutput(
             loss=total,
             reconstruction_loss=reconstruction,
