@@ -293,3 +293,22 @@ def test_demo_command_writes_results(tmp_path, capsys):
     np.testing.assert_allclose(rna.sum(1), 1.0, rtol=1e-4)
     # a second run replaces its outputs instead of failing
     cli_main([*argv, "--max-epochs-per-phase", "1"])
+
+
+def test_training_plot_draws_one_line_per_phase_over_consecutive_epochs(trained_kidney):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    model, _ = trained_kidney
+    epochs = model.history["epochs"]
+    assert list(epochs["epoch"]) == list(range(len(epochs)))
+    for _, rows in epochs.groupby("phase"):
+        assert list(rows["phase_epoch"]) == list(range(len(rows)))
+    ax_loss, ax_dist = scdcca.pl.training(model)
+    n_phases = epochs["phase"].nunique()
+    assert len(ax_loss.get_lines()) == len(ax_dist.get_lines()) == n_phases
+    x = np.concatenate([line.get_xdata() for line in ax_loss.get_lines()])
+    np.testing.assert_array_equal(np.sort(x), np.arange(len(epochs)))
+    plt.close("all")

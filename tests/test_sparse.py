@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from scipy import sparse
 from scvi.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
 from torch.nn import functional as F
 
+import scdcca
 from scdcca.model._components import bernoulli_nll
 from scdcca.model._count_likelihood import (
     negative_binomial_nll,
@@ -18,6 +21,16 @@ from scdcca.model._module import DCCAModule
 from scdcca.model._sparse import SparseInputLinear, row_sums
 
 from .conftest import read
+
+
+def _module(n_genes: int, n_regions: int, **kwargs) -> DCCAModule:
+    """A module with :class:`scdcca.DCCA`'s default architecture."""
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(scdcca.DCCA).parameters.items()
+        if name != "mdata"
+    }
+    return DCCAModule(n_genes, n_regions, **defaults, **kwargs)
 
 
 def _csr_tensor(matrix: sparse.csr_matrix) -> torch.Tensor:
@@ -123,7 +136,7 @@ def test_bernoulli_matches_cross_entropy_with_missing_entries(rows):
     expected = (
         F.binary_cross_entropy_with_logits(logits, calls.nan_to_num(), reduction="none") * observed
     ).sum(-1)
-    vae = DCCAModule(5000, calls.shape[1]).epi
+    vae = _module(5000, calls.shape[1]).epi
     for x in (calls, calls.to_sparse_csr()):
         prepared, missing = vae.prepare(x)
         torch.testing.assert_close(bernoulli_nll(logits, prepared, missing), expected)
@@ -147,7 +160,7 @@ def test_sparse_first_layer_has_dense_values_and_gradients(rows):
 def test_module_losses_and_latents_agree_sparse_vs_dense(rows):
     sparse_rows, dense_rows = rows
     torch.manual_seed(0)
-    module = DCCAModule(5000, dense_rows["epi"].shape[1], log_mean_epi_depth=3.0).eval()
+    module = _module(5000, dense_rows["epi"].shape[1], log_mean_epi_depth=3.0).eval()
     outputs = [
         module(batch, loss_kwargs={"attention_weights": {"epi": 5.0}})
         for batch in (sparse_rows, dense_rows)
@@ -182,7 +195,7 @@ def test_blockwise_bernoulli_head_matches_dense_loss_and_gradients(
     hidden = torch.randn(calls.shape[0], 32, generator=generator, requires_grad=True)
     head = torch.nn.Linear(32, calls.shape[1])
     offset = torch.randn(calls.shape[0], 1, generator=generator)
-    vae = DCCAModule(5000, calls.shape[1]).epi
+    vae = _module(5000, calls.shape[1]).epi
     prepared, missing = vae.prepare(calls)
 
     def gradients(loss_fn):

@@ -2,7 +2,6 @@
 
 from ._model import DCCA
 from ._module import DCCAModule
-from ._results import write_results
 from ._schedule import Phase, build_schedule
 from ._training_plan import DCCATrainingPlan, TrainingDivergedError
 from ._validation import InputWarning
@@ -15,5 +14,4 @@ __all__ = [
     "Phase",
     "TrainingDivergedError",
     "build_schedule",
-    "write_results",
 ]

@@ -64,7 +64,11 @@ class BestWeights(pl.Callback):
 
 
 class EpochHistory(pl.Callback):
-    """Append one row per epoch of a phase to ``records`` (losses, KL weight, learning rate)."""
+    """Append one row per epoch of a phase to ``records`` (losses, KL weight, learning rate).
+
+    ``epoch`` counts over all phases of the training (``records`` is shared between them);
+    ``phase_epoch`` restarts at 0 in each phase.
+    """
 
     def __init__(self, records: list[dict], phase_index: int, phase_name: str, split: str):
         self.records = records
@@ -75,6 +79,7 @@ class EpochHistory(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         optimizer = trainer.optimizers[0]
         row = {
+            "epoch": len(self.records),
             "phase": self.phase_index,
             "phase_name": self.phase_name,
             "phase_epoch": trainer.current_epoch,

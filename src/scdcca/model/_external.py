@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from anndata import AnnData
 from scipy import sparse
 
 
@@ -45,18 +44,6 @@ def feature_columns(
             "columns only if they were truly not measured."
         )
     return columns
-
-
-def layer_matrix(adata: AnnData, layer: str | None):
-    """The matrix of ``layer`` (``X`` for ``None``), with an error naming what exists."""
-    if layer is None:
-        return adata.X
-    if layer not in adata.layers:
-        raise KeyError(
-            f"Layer {layer!r} (used when the model was set up) is not in this AnnData; it has "
-            f"{list(adata.layers)}. Put the same kind of data under the same layer name."
-        )
-    return adata.layers[layer]
 
 
 def aligned_row_batches(

@@ -24,6 +24,7 @@ from scdcca import __version__
 from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY
 
 from . import _arguments as arguments
+from . import _results as results
 from . import _saving as saving
 from . import _validation as validate
 from ._callbacks import BestWeights, EpochHistory
@@ -39,7 +40,6 @@ from ._pairing import OBSERVED_COLUMNS, is_paired, padded_twin, share_registrati
 from ._phases import only_students_learn, phase_plan_kwargs, phase_record
 from ._prediction import PredictionMixin
 from ._quiet import quiet_third_party
-from ._results import write_results
 from ._schedule import ScheduleName, build_schedule
 from ._sparse import row_sums
 from ._training_plan import MONITOR, MONITOR_TRAIN, DCCATrainingPlan
@@ -225,7 +225,10 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
 
         Accepted as they are: NumPy arrays in any order and of any integer, float or bool
         dtype, SciPy CSR and CSC matrices and arrays (CSC works but is read more slowly, with a
-        warning), dask arrays and backed MuData (``mudata.read_h5mu(path, backed=True)``).
+        warning), dask arrays and backed MuData (``mudata.read_h5mu(path, backed=True)``). A
+        backed MuData stays on disk and is read a minibatch at a time, except when its
+        modalities hold different cells: the padded copy of the two registered layers that
+        pairs them is then built in memory (sparse layers stay sparse).
 
         The MuData is not modified, except for the fields scvi-tools registers
         (``mdata.obs["_scvi_batch"]``, ``mdata.uns["_scvi_uuid"]`` and
@@ -837,15 +840,56 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         batch_size: int | None = None,
         denoised: bool = True,
     ) -> MuData:
-        """Write latents and denoised layers into a MuData (see :func:`write_results`).
+        """Write latents, denoised layers and settings of the model into ``mdata``.
 
-        In distributed training only rank 0 writes; other ranks return ``mdata`` untouched.
+        Keys written (see :mod:`scdcca._constants`):
+
+        - ``mdata.obsm["X_dcca"]``: joint latent, ``[z_rna, z_epi]`` side by side.
+        - ``mdata[rna].obsm["X_dcca"]`` and ``mdata[epi].obsm["X_dcca"]``: each modality's latent.
+        - ``mdata[rna].layers["dcca_denoised"]``: denoised expression, each cell scaled to
+          ``rna_library_size`` counts (ready for ``sc.pp.log1p``).
+        - ``mdata[epi].layers["dcca_denoised"]``: open probabilities at mean depth (sparse CSR
+          keeping values ``>= epi_threshold`` if that is given).
+        - ``mdata.uns["dcca"]``: the model settings and the schedule that produced them.
+
+        Every value is computed first and written under its own cell and feature: modalities may
+        list the model's features in another order (the layers follow the modality's order). A
+        modality with features the model lacks, or without some of its features, is refused
+        before anything is written, and so is an untrained model. Either all keys are written or,
+        if writing fails, the MuData is left as it was; with ``overwrite=True`` every result key
+        of an earlier model is removed, so results of two models never mix.
+
+        Parameters
+        ----------
+        mdata
+            MuData with the model's cells and features (the training MuData or one set up like
+            it); ``None`` for the MuData the model was set up with.
+        overwrite
+            Replace results already present. Without it, existing keys raise an error and
+            nothing is written.
+        epi_threshold
+            Keep the denoised epigenome sparse (see :meth:`get_normalized_accessibility`).
+        rna_library_size
+            Total counts each denoised RNA profile is scaled to.
+        batch_size
+            Minibatch size for the getters.
+        denoised
+            Write the two denoised layers. They are dense cells x features float32 matrices
+            (4 bytes per cell and feature, unless ``epi_threshold`` keeps the epigenome sparse);
+            with ``False`` only the latents and
+            settings are written, and the getters (:meth:`get_normalized_expression`,
+            :meth:`get_normalized_accessibility`) give the denoised values when needed.
+
+        Returns
+        -------
+        The same ``mdata``, for chaining. In distributed training only rank 0 writes; other
+        ranks return ``mdata`` untouched.
         """
         if mdata is None:
             mdata = self.adata if self._unpaired_source is None else self._unpaired_source
         if not is_rank_zero():
             return mdata
-        return write_results(
+        return results.write(
             self,
             mdata,
             overwrite=overwrite,

@@ -25,6 +25,10 @@ def attention_distance(z_student: torch.Tensor, z_teacher: torch.Tensor) -> torc
 class DCCAModule(BaseModuleClass):
     """Two VAEs with separate latents of the same size, ``z_rna`` and ``z_epi``.
 
+    :class:`scdcca.DCCA` builds it; the architecture arguments (``n_latent``, ``n_hidden``,
+    ``n_layers``, ``dropout_rate``, ``rna_likelihood``, ``epi_likelihood``,
+    ``rna_input_dropout``) have their meaning and defaults there.
+
     Parameters
     ----------
     n_genes
@@ -33,24 +37,9 @@ class DCCAModule(BaseModuleClass):
         Number of epigenome features (peaks, bins or CpG sites).
     n_batch
         Number of batches (1 means no batch covariate).
-    n_latent
-        Size of each latent space.
-    n_hidden
-        Width of the hidden layers.
-    n_layers
-        Number of hidden layers in each encoder and decoder.
-    dropout_rate
-        Dropout after each hidden layer.
-    rna_likelihood
-        ``"zinb"`` or ``"nb"`` (``"gaussian"`` for normalised expression); defaults as in
-        :class:`scdcca.DCCA`.
-    epi_likelihood
-        ``"bernoulli"`` for binary calls, ``"gaussian"`` for continuous rates.
     log_mean_epi_depth
         ``log1p`` of the mean number of open regions per cell in the training data; the
         Bernoulli decoder's depth offset is relative to it.
-    rna_input_dropout
-        Fraction of the RNA encoder's input entries dropped while training.
     """
 
     def __init__(
@@ -58,14 +47,15 @@ class DCCAModule(BaseModuleClass):
         n_genes: int,
         n_regions: int,
         n_batch: int = 1,
-        n_latent: int = 20,
-        n_hidden: int = 128,
-        n_layers: int = 1,
-        dropout_rate: float = 0.1,
-        rna_likelihood: RNALikelihood = "zinb",
-        epi_likelihood: EpiLikelihood = "bernoulli",
+        *,
+        n_latent: int,
+        n_hidden: int,
+        n_layers: int,
+        dropout_rate: float,
+        rna_likelihood: RNALikelihood,
+        epi_likelihood: EpiLikelihood,
+        rna_input_dropout: float,
         log_mean_epi_depth: float = 0.0,
-        rna_input_dropout: float = 0.3,
     ):
         super().__init__()
         self.n_latent = n_latent

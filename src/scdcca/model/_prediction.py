@@ -23,7 +23,7 @@ from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY
 from . import _arguments as arguments
 from . import _validation as validate
 from ._components import RegionBernoulli
-from ._external import aligned_row_batches, feature_columns, layer_matrix
+from ._external import aligned_row_batches, feature_columns
 
 Modality = Literal["rna", "epi"]
 _TENSOR_KEYS = {"rna": RNA_KEY, "epi": EPI_KEY}
@@ -98,8 +98,9 @@ class PredictionMixin:
         streams = []
         for modality in modalities:
             adata = self._modality_adata(data, modality)
-            matrix = layer_matrix(adata, args[f"{modality}_layer"])
-            name = self.modalities_[f"{modality}_layer"]
+            role_arg = f"{modality}_layer"
+            name = self.modalities_[role_arg]
+            matrix = validate.get_matrix(adata, name, args[role_arg], role_arg)
             columns = feature_columns(adata.var_names, self.model_features(modality), repr(name))
             validate.check_projected(self, modality, matrix, columns)
             streams.append(aligned_row_batches(matrix, columns, indices, batch_size))

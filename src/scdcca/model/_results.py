@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def result_locations(mdata: MuData, modalities: dict[str, str]) -> list[str]:
-    """Human-readable list of the places :func:`write_results` writes to that already exist."""
+    """Human-readable list of the places :func:`write` writes to that already exist."""
     rna, epi = modalities["rna_layer"], modalities["epi_layer"]
     taken = []
     if LATENT_OBSM_KEY in mdata.obsm:
@@ -41,7 +41,7 @@ def result_locations(mdata: MuData, modalities: dict[str, str]) -> list[str]:
     return taken
 
 
-def write_results(
+def write(
     model: DCCA,
     mdata: MuData,
     overwrite: bool = False,
@@ -50,51 +50,7 @@ def write_results(
     batch_size: int | None = None,
     denoised: bool = True,
 ) -> MuData:
-    """Write latents, denoised layers and settings of ``model`` into ``mdata``.
-
-    Keys written (see :mod:`scdcca._constants`):
-
-    - ``mdata.obsm["X_dcca"]``: joint latent, ``[z_rna, z_epi]`` side by side.
-    - ``mdata[rna].obsm["X_dcca"]`` and ``mdata[epi].obsm["X_dcca"]``: each modality's latent.
-    - ``mdata[rna].layers["dcca_denoised"]``: denoised expression, each cell scaled to
-      ``rna_library_size`` counts (ready for ``sc.pp.log1p``).
-    - ``mdata[epi].layers["dcca_denoised"]``: open probabilities at mean depth (sparse CSR
-      keeping values ``>= epi_threshold`` if that is given).
-    - ``mdata.uns["dcca"]``: the model settings and the schedule that produced them.
-
-    Every value is computed first and written under its own cell and feature: modalities may
-    list the model's features in another order (the layers follow the modality's order). A
-    modality with features the model lacks, or without some of its features, is refused
-    before anything is written, and so is an untrained model. Either all keys are written or,
-    if writing fails, the MuData is left as it was; with ``overwrite=True`` every result key
-    of an earlier model is removed, so results of two models never mix.
-
-    Parameters
-    ----------
-    model
-        A trained :class:`~scdcca.DCCA`.
-    mdata
-        MuData with the model's cells and features (the training MuData or one set up like it).
-    overwrite
-        Replace results already present. Without it, existing keys raise an error and
-        nothing is written.
-    epi_threshold
-        Keep the denoised epigenome sparse (see :meth:`DCCA.get_normalized_accessibility`).
-    rna_library_size
-        Total counts each denoised RNA profile is scaled to.
-    batch_size
-        Minibatch size for the getters.
-    denoised
-        Write the two denoised layers. They are dense cells x features float32 matrices
-        (4 bytes per cell and feature, unless ``epi_threshold`` keeps the epigenome sparse);
-        with ``False`` only the latents and
-        settings are written, and the getters (:meth:`DCCA.get_normalized_expression`,
-        :meth:`DCCA.get_normalized_accessibility`) give the denoised values when needed.
-
-    Returns
-    -------
-    The same ``mdata``, for chaining.
-    """
+    """Write ``model``'s results into ``mdata``; documented in :meth:`DCCA.write_results`."""
     model._require_trained()
     modalities = model.modalities_
     taken = result_locations(mdata, modalities)
