@@ -29,7 +29,7 @@ import mudata
 import numpy as np
 from scipy import sparse
 
-from _data import BATCH, EPI, RNA, epi_lsi, lognorm, rna_pca, scale_block
+from _data import BATCH, EPI, LABEL, RNA, epi_lsi, lognorm, rna_pca, scale_block
 
 Arrays = dict[str, np.ndarray]
 
@@ -424,6 +424,28 @@ def run_knn(job: Job) -> Arrays:
     return {"pred_epi": to_epi, "pred_rna": to_rna}
 
 
+def run_label_mean(job: Job) -> Arrays:
+    """A reference that knows the labels: each held-out cell gets its label's training mean.
+
+    RNA -> epigenome: the mean 0/1 calls of the training cells with the cell's label;
+    epigenome -> RNA: their mean RNA proportions. It shows how much label-specific signal the
+    held-out cells' measurements let any predictor recover.
+    """
+    rna, calls = job.counts(RNA), job.counts(EPI)
+    labels = job.mdata.obs[LABEL].astype(str).to_numpy()
+    with job.clock.fit():
+        fraction = sparse.diags(1 / np.maximum(rna.sum(1).A1, 1)) @ rna
+        binary = sparse.csr_matrix(calls > 0, dtype=np.float32)
+        to_epi = np.empty((len(job.test), calls.shape[1]))
+        to_rna = np.empty((len(job.test), rna.shape[1]))
+        for label in np.unique(labels[job.test]):
+            rows = labels[job.test] == label
+            pool = job.train[labels[job.train] == label]
+            to_epi[rows] = binary[pool].mean(0) if len(pool) else binary[job.train].mean(0)
+            to_rna[rows] = fraction[pool].mean(0) if len(pool) else fraction[job.train].mean(0)
+    return {"pred_epi": to_epi, "pred_rna": to_rna}
+
+
 # ------------------------------------------------------------------ registry
 METHODS: dict[str, tuple[Callable[[Job], Arrays], tuple[str, ...]]] = {
     "scdcca": (run_scdcca, ("embedding", "cross_modal", "heldout")),
@@ -434,4 +456,5 @@ METHODS: dict[str, tuple[Callable[[Job], Arrays], tuple[str, ...]]] = {
     "scvi_peakvi": (run_scvi_peakvi, ("embedding", "heldout")),
     "multivi": (run_multivi, ("embedding", "cross_modal", "heldout")),
     "knn": (run_knn, ("cross_modal",)),
+    "label_mean": (run_label_mean, ("cross_modal",)),
 }

@@ -145,7 +145,7 @@ def task_cross_modal(ctx: Context, methods: list[str], seed: int) -> list[dict]:
     rna = sparse.csr_matrix(ctx.mdata[RNA].X, dtype=np.float32)
     calls = sparse.csr_matrix(ctx.mdata[EPI].X > 0, dtype=np.float32)
     rows = []
-    for method in ["knn", *[m for m in methods if m != "knn"]]:
+    for method in ["knn", "label_mean", *[m for m in methods if m not in ("knn", "label_mean")]]:
         scores = CrossModal()
         fit_s, peak, info, error = 0.0, 0.0, [], None
         for fold, (train, test) in enumerate(splits):

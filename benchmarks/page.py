@@ -20,7 +20,10 @@ import pandas as pd
 from _results import _cell, _plain, numeric
 
 DATASETS = ["snare_cortex", "scicar_kidney", "pairedtag_h3k4me3", "scicar_a549"]
-METHODS = ["scdcca", "scdcca_cycle", "pca_lsi", "wnn", "mofa", "scvi_peakvi", "multivi", "knn"]
+METHODS = [
+    "scdcca", "scdcca_cycle", "pca_lsi", "wnn", "mofa", "scvi_peakvi", "multivi", "knn",
+    "label_mean",
+]  # fmt: skip
 COLUMNS = {
     "embedding": {
         "kmeans_ari": "KMeans ARI",

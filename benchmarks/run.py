@@ -21,7 +21,9 @@ the epigenome, each block scaled to unit total variance, concatenated), ``wnn`` 
 weighted nearest neighbours on the same PCA and LSI: a graph, scored with graph metrics only),
 ``mofa`` (MOFA+ through ``muon.tl.mofa``), ``scvi_peakvi`` (scVI on RNA and PeakVI on the
 epigenome, latents side by side), ``multivi`` (scvi-tools' MULTIVI); for ``cross_modal`` also
-``knn`` (always run there as the baseline). A method is skipped for tasks it cannot do.
+``knn`` (always run there as the baseline) and ``label_mean`` (a reference that knows the
+labels: each held-out cell predicted as its label's mean over the training cells). A method
+is skipped for tasks it cannot do.
 scGLUE is not included (it needs a genome annotation and a guidance graph per data set, and is
 not installed).
 
@@ -55,10 +57,11 @@ Tasks:
   redraws ``<dataset>_cost.png`` and ``<dataset>_scib.svg`` (the results table of every
   stored row, mean over seeds) from the CSVs.
 - ``cross_modal``: ``--folds`` folds over cells (shuffled with the seed); methods scdcca
-  (and scdcca_cycle if selected), multivi and knn; latent ``prediction``; scores in
+  (and scdcca_cycle if selected), multivi, knn and label_mean; latent ``prediction``; scores in
   ``_metrics.CrossModal`` (RNA -> epigenome AUROC, AUPRC, per-cell and per-region Pearson,
-  pseudo-bulk per label, plain and label-specific; epigenome -> RNA per-cell, per-gene and
-  pseudo-bulk Pearson). ``fit_s`` is summed over folds, ``peak_rss_mib`` the largest fold.
+  pseudo-bulk per label within each fold, plain and label-specific; epigenome -> RNA
+  per-cell, per-gene and pseudo-bulk Pearson). ``fit_s`` is summed over folds,
+  ``peak_rss_mib`` the largest fold.
 - ``heldout``: train on 80 % of the cells (split stratified by label, fixed per seed); 15-NN
   label accuracy of the held-out cells with the training cells' embeddings and labels
   (``knn_acc_heldout``) and leave-one-out on the training cells (``knn_acc_train``), per
@@ -131,7 +134,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--data and --label are required (or --report)")
     args.methods = [m for m in args.methods.split(",") if m]
     args.tasks = [t for t in args.tasks.split(",") if t]
-    unknown = set(args.methods) - {*ALL_METHODS, "knn"}
+    unknown = set(args.methods) - {*ALL_METHODS, "knn", "label_mean"}
     if unknown:
         parser.error(f"unknown methods {sorted(unknown)}; choose from {ALL_METHODS}")
     if set(args.tasks) - set(ALL_TASKS):
