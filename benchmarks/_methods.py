@@ -333,9 +333,10 @@ def run_multivi(job: Job) -> Arrays:
     """MULTIVI (scvi-tools) on the paired cells; defaults (500 epochs, early stopping).
 
     ``cross_modal``: trained on the training cells plus each held-out cell twice, once with
-    RNA only and once with the epigenome only (an all-zero modality is missing for MULTIVI);
-    the held-out targets are never seen, but unlike DCCA and kNN the held-out cells' source
-    modality is part of training. Predictions: ``get_normalized_accessibility`` of the RNA-only
+    RNA only and once with the epigenome only (an all-zero modality is missing for MULTIVI).
+    No held-out cell is seen paired, but unlike DCCA and kNN both of its modalities are part
+    of training as unpaired cells, so each prediction's target was seen without its pairing
+    (an advantage to MULTIVI). Predictions: ``get_normalized_accessibility`` of the RNA-only
     copies (``normalize_regions=True``: with MULTIVI's region factors, since the prediction is
     compared with measured calls),
     ``get_normalized_expression`` of the epigenome-only copies.
