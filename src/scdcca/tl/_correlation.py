@@ -8,7 +8,7 @@ import numpy as np
 from mudata import MuData
 from scipy import sparse
 
-from ._matrix import BLOCK_BYTES, dense, get_matrix
+from ._matrix import BLOCK_BYTES, dense, get_matrix, row_slices
 
 Layers = str | None | tuple[str | None, str | None]
 
@@ -93,8 +93,7 @@ def correlations(
     p_sum, p_sq = np.zeros(len(peaks)), np.zeros(len(peaks))
     cross = np.zeros(len(pair_genes))
     cross_extra = np.zeros((len(genes), len(extra)))
-    for start in range(0, n, step):
-        rows = slice(start, min(start + step, n))
+    for rows in row_slices(n, step):
         expr = expression_block(data.rna[rows], genes, data.normalize_rna)
         acc = data.epi[rows]
         acc = (

@@ -39,6 +39,12 @@ def block_rows(n_columns: int, block_size: int | None, n_rows: int) -> int:
     return int(np.clip(BLOCK_BYTES // (8 * max(n_columns, 1)), 1, max(n_rows, 1)))
 
 
+def row_slices(n_rows: int, step: int) -> Iterator[slice]:
+    """Consecutive row slices of at most ``step`` rows covering ``n_rows`` rows."""
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
+
+
 def iter_blocks(
     matrix, block_size: int | None = None, columns: np.ndarray | None = None
 ) -> Iterator[tuple[slice, np.ndarray | sparse.csr_matrix]]:
@@ -49,8 +55,7 @@ def iter_blocks(
     n_rows = matrix.shape[0]
     width = matrix.shape[1] if columns is None else len(columns)
     step = block_rows(width, block_size, n_rows)
-    for start in range(0, n_rows, step):
-        rows = slice(start, min(start + step, n_rows))
+    for rows in row_slices(n_rows, step):
         block = matrix[rows]
         if sparse.issparse(block):
             block = sparse.csr_matrix(block, dtype=np.float64)

@@ -14,7 +14,7 @@ from scipy import sparse
 from ._annotations import Annotations, annotation_matrix
 from ._checks import modality_names
 from ._correlation import expression_block
-from ._matrix import get_matrix
+from ._matrix import get_matrix, row_slices
 from ._ridge import FoldGrams, fold_ids
 
 
@@ -73,8 +73,7 @@ def _link_matrix(links: pd.DataFrame, genes: pd.Index, peaks: pd.Index) -> spars
 
 def _expression(matrix, columns: np.ndarray, normalize: bool, step: int = 2048) -> np.ndarray:
     out = np.empty((matrix.shape[0], len(columns)))
-    for start in range(0, matrix.shape[0], step):
-        rows = slice(start, min(start + step, matrix.shape[0]))
+    for rows in row_slices(matrix.shape[0], step):
         out[rows] = expression_block(matrix[rows], columns, normalize)
     return out
 
