@@ -274,16 +274,18 @@ def pseudobulk_pearson(
     """Mean over labels of the Pearson over features of predicted vs measured label means.
 
     Returns the plain figure and the label-specific one, for which each feature's mean over
-    all cells (weighted by label size) is subtracted from both profiles first.
+    all cells is subtracted from both profiles first.
     """
     names = np.unique(labels)
-    n = np.array([(labels == name).sum() for name in names], dtype=np.float64)[:, None]
     pred_means = np.stack([pred[labels == name].mean(0, dtype=np.float64) for name in names])
     true_means = np.stack([true[labels == name].mean(0, dtype=np.float64) for name in names])
-    overall_pred = (pred_means * n).sum(0) / n.sum()
-    overall_true = (true_means * n).sum(0) / n.sum()
     plain = np.nanmean(_pearson_rows(pred_means, true_means))
-    specific = np.nanmean(_pearson_rows(pred_means - overall_pred, true_means - overall_true))
+    specific = np.nanmean(
+        _pearson_rows(
+            pred_means - pred.mean(0, dtype=np.float64),
+            true_means - true.mean(0, dtype=np.float64),
+        )
+    )
     return float(plain), float(specific)
 
 
