@@ -6,8 +6,10 @@ import mudata
 import numpy as np
 import pytest
 import scvi
+import torch
 from scipy import sparse
 from scipy.linalg import orthogonal_procrustes
+from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 import scdcca
@@ -60,14 +62,44 @@ def test_generated_accessibility_has_the_depth_of_such_cells(trained_kidney):
         model.predict_modality(source="epi", indices=cells, depth=10)
 
 
-def test_saves_without_a_depth_fit_still_load(kidney):
+def test_generation_weighs_region_frequencies_by_validation_likelihood(trained_kidney):
+    model, mdata = trained_kidney
+    module = model.module
+    train, validation = np.asarray(model.train_indices), np.sort(model.validation_indices)
+    calls = sparse.csr_matrix(mdata["atac"].X > 0, dtype=np.float64)
+    frequency = (np.asarray(calls[train].sum(0)).ravel() + 0.5) / (len(train) + 1)
+    np.testing.assert_allclose(torch.sigmoid(module.epi_region_logit), frequency, rtol=1e-4)
+    truth = calls[validation].toarray()
+
+    def nll(weight: float) -> float:
+        module.epi_region_weight.fill_(weight)
+        probs = model.predict_modality(source="rna", indices=validation, return_numpy=True)
+        probs = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
+        return -float((truth * np.log(probs) + (1 - truth) * np.log1p(-probs)).sum())
+
+    chosen = float(module.epi_region_weight)
+    try:
+        scores = {weight: nll(weight) for weight in (0.0, chosen, 1.0)}
+        # at weight 1 every generated cell ranks regions by their training frequency
+        ranking = model.predict_modality(source="rna", indices=validation[:5], return_numpy=True)
+        for row in ranking:
+            assert spearmanr(row, frequency)[0] > 0.999
+    finally:
+        module.epi_region_weight.fill_(chosen)
+    assert 0.0 <= chosen <= 1.0
+    assert scores[chosen] <= min(scores[0.0], scores[1.0]) * (1 + 1e-4)
+
+
+def test_saves_without_generation_fits_still_load(kidney):
     scdcca.DCCA.setup_mudata(kidney, modalities=KIDNEY_MODALITIES)
     model = scdcca.DCCA(kidney)
     fitted = model.module.epi_depth_fit.clone()
     saved = model.module.state_dict().items()
-    state = {k: v for k, v in saved if k not in ("epi_depth_fit", "epi_depth_latent")}
-    model.module.load_state_dict(state)  # the module keeps its own fit
+    fits = ("epi_depth_fit", "epi_depth_latent", "epi_region_logit", "epi_region_weight")
+    model.module.epi_region_weight.fill_(0.5)
+    model.module.load_state_dict({k: v for k, v in saved if k not in fits})
     np.testing.assert_array_equal(model.module.epi_depth_fit.numpy(), fitted.numpy())
+    assert float(model.module.epi_region_weight) == 0.0  # such saves generate from the decoder
 
 
 def test_predicted_expression_correlates_with_measured(trained_kidney):

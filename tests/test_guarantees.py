@@ -232,8 +232,13 @@ def _tiny_model() -> scdcca.DCCA:
     return scdcca.DCCA(mdata, n_hidden=16)
 
 
-#: Buffers fitted after training from the kept weights (the depth of generated epigenomes).
-FITTED_AFTER_TRAINING = ("epi_depth_fit", "epi_depth_latent")
+#: Buffers fitted after training from the kept weights (depth and shrinkage of generation).
+FITTED_AFTER_TRAINING = (
+    "epi_depth_fit",
+    "epi_depth_latent",
+    "epi_region_logit",
+    "epi_region_weight",
+)
 
 
 def _assert_state(model: scdcca.DCCA, state: dict[str, torch.Tensor]) -> None:

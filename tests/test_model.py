@@ -209,6 +209,9 @@ def test_training_on_every_cell_monitors_the_training_loss():
     assert np.isfinite(epochs["train_loss"]).all()
     assert epochs["reconstruction_rna"].iloc[-1] < epochs["reconstruction_rna"].iloc[0]
     assert model.get_latent_representation().shape == (600, 10)
+    # no validation cells to weigh the region frequencies on: generation is the decoder's
+    assert float(model.module.epi_region_weight) == 0.0
+    assert torch.isfinite(model.module.epi_region_logit).all()
 
 
 def test_kl_warmup_counted_in_optimiser_steps():

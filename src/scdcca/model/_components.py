@@ -220,6 +220,27 @@ class RNAVAE(nn.Module):
         return px.loc if isinstance(px, Normal) else px.scale
 
 
+def logits_at_depth(logits: torch.Tensor, depth: torch.Tensor, n_steps: int = 50) -> torch.Tensor:
+    """``logits`` shifted by one offset per row so that their sigmoids sum to ``depth``.
+
+    ``depth`` (shape ``(n_rows, 1)``) is the expected number of open regions of each cell.
+    The offset is found by Newton's method on the monotone sum of sigmoids, row by row (a
+    row's result does not depend on the others), so each row's ranking of regions is kept
+    and only its total changes.
+    """
+    target = depth.clamp(min=1e-3, max=logits.shape[-1] - 1e-3)
+    shift = torch.zeros_like(target)
+    for _ in range(n_steps):
+        probs = torch.sigmoid(logits + shift)
+        gap = probs.sum(-1, keepdim=True) - target
+        moving = gap.abs() > 1e-4 * target  # a row stops once it is there, whatever its batch
+        if not bool(moving.any()):
+            break
+        slope = (probs * (1 - probs)).sum(-1, keepdim=True).clamp(min=1e-6)
+        shift = shift - torch.where(moving, (gap / slope).clamp(-4.0, 4.0), 0.0)
+    return logits + shift
+
+
 class RegionBernoulli:
     """Bernoulli over regions from a linear head, with logits made only when asked for.
 
@@ -240,25 +261,6 @@ class RegionBernoulli:
     def probs(self) -> torch.Tensor:
         """Open probabilities, ``(n_cells, n_regions)``."""
         return torch.sigmoid(self.logits)
-
-    def probs_at_depth(self, depth: torch.Tensor, n_steps: int = 50) -> torch.Tensor:
-        """Open probabilities shifted by one logit offset per cell to sum to ``depth``.
-
-        ``depth`` (shape ``(n_cells, 1)``) is the expected number of open regions of each
-        cell. The offset is found by Newton's method on the monotone sum of sigmoids, so each
-        cell's ranking of regions is the decoder's and only its total changes.
-        """
-        logits = self.logits
-        target = depth.clamp(min=1e-3, max=logits.shape[-1] - 1e-3)
-        shift = torch.zeros_like(target)
-        for _ in range(n_steps):
-            probs = torch.sigmoid(logits + shift)
-            gap = probs.sum(-1, keepdim=True) - target
-            if bool((gap.abs() <= 1e-4 * target).all()):
-                break
-            slope = (probs * (1 - probs)).sum(-1, keepdim=True).clamp(min=1e-6)
-            shift = shift - (gap / slope).clamp(-4.0, 4.0)
-        return torch.sigmoid(logits + shift)
 
     def nll(self, x: torch.Tensor, missing: tuple[torch.Tensor, torch.Tensor] | None = None):
         """Negative log-likelihood per cell of 0/1 calls ``x`` (dense or CSR)."""

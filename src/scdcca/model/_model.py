@@ -24,6 +24,7 @@ from scdcca import __version__
 from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY
 
 from . import _arguments as arguments
+from . import _generation as generation
 from . import _results as results
 from . import _saving as saving
 from . import _validation as validate
@@ -41,7 +42,6 @@ from ._phases import only_students_learn, phase_plan_kwargs, phase_record
 from ._prediction import PredictionMixin
 from ._quiet import quiet_third_party
 from ._schedule import ScheduleName, build_schedule
-from ._sparse import row_sums
 from ._training_plan import MONITOR, MONITOR_TRAIN, DCCATrainingPlan
 
 logger = logging.getLogger(__name__)
@@ -499,7 +499,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
                 if epochs:  # diverged after learning: the best weights stay usable
                     self.module.eval()
                     self.is_trained_ = True
-                    self._fit_epi_depth()
+                    self._fit_generation()
                 raise
             restore_sigint(sigint_handler)
             if not epochs:
@@ -511,35 +511,37 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             self.is_trained_ = True
         finally:
             self._record_history(epochs, ran, schedule)
-        self._fit_epi_depth()
+        self._fit_generation()
 
-    @torch.inference_mode()
-    def _fit_epi_depth(self, ridge: float = 1e-3) -> None:
-        """Fit ``log1p(open regions)`` on ``log1p(RNA library)`` and ``z_rna`` (paired cells).
+    def _fit_generation(self) -> None:
+        """Fit the depth and region shrinkage of generated binary epigenomes.
 
-        Ridge least squares (``ridge`` times the number of cells on the latent weights),
-        stored in the module's ``epi_depth_fit`` and ``epi_depth_latent``; a generated
-        binary epigenome takes each cell's depth from it (:meth:`predict_modality`). Nothing
-        to fit for a continuous (Gaussian) epigenome.
+        :func:`~scdcca.model._generation.fit_depth` over the paired cells and
+        :func:`~scdcca.model._generation.fit_region_prior` with the paired training cells'
+        region frequencies, weighted on at most 500 paired validation cells. Nothing to fit
+        for a continuous (Gaussian) epigenome.
         """
         if self.module.epi.likelihood != "bernoulli":
             return
-        rows, depths = [], []
-        for tensors in self._minibatches(None, self._observed_cells("epi", "rna"), None):
-            z = self.module.posterior_mean("rna", tensors)
-            library = torch.log1p(self.module.rna.library(tensors[RNA_KEY]))
-            calls, _ = self.module.epi.prepare(tensors[EPI_KEY])
-            rows.append(torch.cat([library, z], dim=1).double().cpu().numpy())
-            depths.append(torch.log1p(row_sums(calls)).double().cpu().numpy())
-        if not rows:
-            return
-        x, y = np.concatenate(rows), np.concatenate(depths).ravel()
-        design = np.column_stack([x, np.ones(len(y))])
-        penalty = np.diag([0.0] + [ridge * len(y)] * (x.shape[1] - 1) + [0.0])
-        coef = np.linalg.lstsq(design.T @ design + penalty, design.T @ y, rcond=None)[0]
-        buffers = self.module.epi_depth_fit, self.module.epi_depth_latent
-        buffers[0].copy_(torch.as_tensor([coef[0], coef[-1]], dtype=buffers[0].dtype))
-        buffers[1].copy_(torch.as_tensor(coef[1:-1], dtype=buffers[1].dtype))
+        paired = self._observed_cells("epi", "rna")
+        every = np.arange(self.adata.n_obs) if paired is None else paired
+
+        def cells(split) -> np.ndarray:
+            split = np.asarray([] if split is None else split, dtype=int)
+            return np.intersect1d(every, split)
+
+        training = cells(getattr(self, "train_indices", None))
+        validation = cells(getattr(self, "validation_indices", None))
+        if len(validation) > 500:
+            validation = np.sort(np.random.default_rng(0).choice(validation, 500, replace=False))
+        if len(training) == 0:  # trained elsewhere or interrupted before the split existed
+            training = every
+        generation.fit_depth(self.module, self._minibatches(None, every, None))
+        generation.fit_region_prior(
+            self.module,
+            self._minibatches(None, training, None),
+            self._minibatches(None, validation, None) if len(validation) else (),
+        )
 
     def save(
         self,

@@ -9,7 +9,15 @@ from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 
 from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY
 
-from ._components import RNAVAE, EpigenomeVAE, EpiLikelihood, RNALikelihood, kl_standard_normal
+from ._components import (
+    RNAVAE,
+    EpigenomeVAE,
+    EpiLikelihood,
+    RegionBernoulli,
+    RNALikelihood,
+    kl_standard_normal,
+    logits_at_depth,
+)
 
 
 def other_modality(modality: str) -> str:
@@ -63,6 +71,9 @@ class DCCAModule(BaseModuleClass):
         # z_rna @ epi_depth_latent + intercept; the typical depth until training fits it
         self.register_buffer("epi_depth_fit", torch.tensor([0.0, float(log_mean_epi_depth)]))
         self.register_buffer("epi_depth_latent", torch.zeros(n_latent))
+        # generated epigenome logits: lerp(decoder logits, epi_region_logit, epi_region_weight)
+        self.register_buffer("epi_region_logit", torch.zeros(n_regions))
+        self.register_buffer("epi_region_weight", torch.tensor(0.0))
         self.rna = RNAVAE(
             n_genes,
             n_latent,
@@ -85,13 +96,16 @@ class DCCAModule(BaseModuleClass):
         )
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """As :meth:`torch.nn.Module.load_state_dict`, accepting saves without a depth fit.
+        """As :meth:`torch.nn.Module.load_state_dict`, accepting saves without generation fits.
 
-        Such saves keep this module's fit: every generated cell at the typical depth.
+        Such saves keep this module's depth fit (the typical depth for a new module) and
+        generate from the decoder alone (region weight 0).
         """
         state_dict = dict(state_dict)
         state_dict.setdefault("epi_depth_fit", self.epi_depth_fit)
         state_dict.setdefault("epi_depth_latent", torch.zeros_like(self.epi_depth_latent))
+        state_dict.setdefault("epi_region_logit", torch.zeros_like(self.epi_region_logit))
+        state_dict.setdefault("epi_region_weight", torch.zeros_like(self.epi_region_weight))
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def expected_epi_depth(self, x_rna: torch.Tensor, z_rna: torch.Tensor) -> torch.Tensor:
@@ -103,6 +117,16 @@ class DCCAModule(BaseModuleClass):
         slope, intercept = self.epi_depth_fit  # library() is 0 for Gaussian RNA: no counts
         log_depth = slope * torch.log1p(self.rna.library(x_rna)) + intercept
         return torch.expm1(log_depth + z_rna @ self.epi_depth_latent.unsqueeze(-1))
+
+    def generated_epi_probs(self, px: RegionBernoulli, depth: torch.Tensor) -> torch.Tensor:
+        """Open probabilities of epigenomes generated from ``z_rna``, summing to ``depth``.
+
+        The decoder's logits ``px`` are moved towards the training cells' region frequencies
+        by the fitted weight (``lerp(logits, epi_region_logit, epi_region_weight)``), then
+        shifted per cell to the expected depth (:func:`logits_at_depth`).
+        """
+        logits = torch.lerp(px.logits, self.epi_region_logit, self.epi_region_weight)
+        return torch.sigmoid(logits_at_depth(logits, depth))
 
     def vae(self, modality: str) -> RNAVAE | EpigenomeVAE:
         """The VAE of ``"rna"`` or ``"epi"``."""

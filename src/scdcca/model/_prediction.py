@@ -143,7 +143,7 @@ class PredictionMixin:
                 expected = self.module.expected_epi_depth(tensors[RNA_KEY].to(z.device), z)
             else:
                 expected = offset + float(depth)
-            yield px.probs_at_depth(expected).cpu().numpy()
+            yield self.module.generated_epi_probs(px, expected).cpu().numpy()
 
     def predict_modality(
         self,
@@ -161,6 +161,13 @@ class PredictionMixin:
         The ``source`` VAE encodes each cell (posterior mean) and the other modality's
         decoder turns that latent into a profile. Attention transfer trained the two latents
         to agree, which is what makes the decoder of one modality read the other's latent.
+
+        A generated binary epigenome is the decoder's profile moved towards the regions' open
+        frequencies in the training cells, by the weight fitted at the end of :meth:`train`
+        (``model.module.epi_region_weight``, between 0 and 1): the weight under which the
+        validation cells' measured calls are most likely given their RNA. Where what the
+        decoder learnt on epigenome latents does not carry over to RNA latents, generated
+        profiles lean on each region's typical openness; 0 keeps the decoder's profile.
 
         Parameters
         ----------
@@ -183,8 +190,7 @@ class PredictionMixin:
             same RNA library size and RNA latent have (a linear fit of ``log1p`` depth on
             ``log1p`` library size and the latent, made over the training cells at the end
             of :meth:`train`). Each cell's probabilities get one logit offset so that they
-            sum to that depth, which keeps the decoder's ranking of regions within the
-            cell.
+            sum to that depth, which keeps the cell's ranking of regions.
         batch_size
             Cells per minibatch.
         return_numpy

@@ -1,0 +1,105 @@
+"""What generating a binary epigenome from RNA needs besides the decoder, fitted after training.
+
+Two fits, both stored in buffers of :class:`~scdcca.model._module.DCCAModule` (so they are
+saved and loaded with the weights):
+
+- the depth of a generated cell (``epi_depth_fit``, ``epi_depth_latent``): ridge regression
+  of ``log1p(open regions)`` on ``log1p(RNA library)`` and ``z_rna`` over paired cells;
+- the shrinkage of generated logits towards the regions' frequencies in the training cells
+  (``epi_region_logit``, ``epi_region_weight``): the weight maximises the likelihood of the
+  validation cells' measured calls given their RNA, so the decoder's cell-specific profile
+  is kept where it predicts cells it did not train on, and pulled towards each region's
+  typical openness where it does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY
+
+from ._components import logits_at_depth
+from ._module import DCCAModule
+from ._sparse import csr_parts, row_sums
+
+Batches = Iterable[dict[str, torch.Tensor]]
+WEIGHTS = tuple(np.linspace(0.0, 1.0, 11))
+"""Candidate shrinkage weights (0: the decoder alone, 1: region frequencies alone)."""
+
+
+@torch.inference_mode()
+def fit_depth(module: DCCAModule, paired: Batches, ridge: float = 1e-3) -> None:
+    """Fit ``log1p(open regions)`` on ``log1p(RNA library)`` and ``z_rna``.
+
+    Ridge least squares (``ridge`` times the number of cells on the latent weights) over the
+    ``paired`` minibatches, stored in ``epi_depth_fit`` and ``epi_depth_latent``. Nothing is
+    fitted without cells.
+    """
+    rows, depths = [], []
+    for tensors in paired:
+        z = module.posterior_mean("rna", tensors)
+        library = torch.log1p(module.rna.library(tensors[RNA_KEY].to(z.device)))
+        calls, _ = module.epi.prepare(tensors[EPI_KEY].to(z.device))
+        rows.append(torch.cat([library, z], dim=1).double().cpu().numpy())
+        depths.append(torch.log1p(row_sums(calls)).double().cpu().numpy())
+    if not rows:
+        return
+    x, y = np.concatenate(rows), np.concatenate(depths).ravel()
+    design = np.column_stack([x, np.ones(len(y))])
+    penalty = np.diag([0.0] + [ridge * len(y)] * (x.shape[1] - 1) + [0.0])
+    coef = np.linalg.lstsq(design.T @ design + penalty, design.T @ y, rcond=None)[0]
+    fit, latent = module.epi_depth_fit, module.epi_depth_latent
+    fit.copy_(torch.as_tensor([coef[0], coef[-1]], dtype=fit.dtype))
+    latent.copy_(torch.as_tensor(coef[1:-1], dtype=latent.dtype))
+
+
+@torch.inference_mode()
+def fit_region_prior(module: DCCAModule, training: Batches, validation: Batches) -> None:
+    """Fit the region frequencies on ``training`` cells and their weight on ``validation``.
+
+    ``epi_region_logit`` becomes the logit of each region's open frequency over the paired
+    training cells (half a call added to each region's count and to the number of cells).
+    ``epi_region_weight`` becomes the weight of :data:`WEIGHTS` whose generated profiles
+    (each cell at its expected depth, :meth:`DCCAModule.expected_epi_depth`) give the
+    validation cells' calls the highest Bernoulli likelihood; missing (NaN) calls are left
+    out. Without validation cells the weight stays 0: generation uses the decoder alone.
+    """
+    counts, n_cells = None, 0
+    for tensors in training:
+        calls, _ = module.epi.prepare(tensors[EPI_KEY])
+        _, columns, values = csr_parts(calls)
+        if counts is None:
+            counts = torch.zeros(calls.shape[1], dtype=torch.float64, device=values.device)
+        counts.index_add_(0, columns, values.double())
+        n_cells += calls.shape[0]
+    if counts is None:
+        return
+    frequency = (counts + 0.5) / (n_cells + 1.0)
+    prior = torch.logit(frequency).to(module.epi_region_logit)
+    module.epi_region_logit.copy_(prior)
+    nll = torch.zeros(len(WEIGHTS), dtype=torch.float64)
+    seen = False
+    for tensors in validation:
+        seen = True
+        z = module.posterior_mean("rna", tensors)
+        batch_index = tensors.get(BATCH_KEY)
+        batch_index = None if batch_index is None else batch_index.to(z.device)
+        decoder = module.epi.decode(z, torch.zeros(len(z), 1, device=z.device), batch_index)
+        depth = module.expected_epi_depth(tensors[RNA_KEY].to(z.device), z)
+        calls, missing = module.epi.prepare(tensors[EPI_KEY].to(z.device))
+        calls = calls.to_dense()
+        observed = torch.ones_like(calls)
+        if missing is not None:
+            observed[missing] = 0.0
+        logits = decoder.logits
+        for i, weight in enumerate(WEIGHTS):
+            shifted = logits_at_depth(torch.lerp(logits, prior, float(weight)), depth)
+            nll[i] += F.binary_cross_entropy_with_logits(
+                shifted, calls, weight=observed, reduction="sum"
+            ).double()
+    best = WEIGHTS[int(torch.argmin(nll))] if seen else 0.0
+    module.epi_region_weight.fill_(float(best))
