@@ -127,6 +127,7 @@ def _dcca(job: Job, schedule: str) -> Arrays:
     history = getattr(model, "history_", {}) or {}
     if "epochs" in history:
         job.info["epochs"] = len(history["epochs"])
+    job.info["region_weight"] = round(float(model.module.epi_region_weight), 2)
     if job.task == "cross_modal":
         held = _mdata(job, job.test)
         rna_only = held[RNA].copy()
@@ -332,14 +333,12 @@ def _multivi(job: Job, fit: mudata.MuData):
 def run_multivi(job: Job) -> Arrays:
     """MULTIVI (scvi-tools) on the paired cells; defaults (500 epochs, early stopping).
 
-    ``cross_modal``: trained on the training cells plus each held-out cell twice, once with
-    RNA only and once with the epigenome only (an all-zero modality is missing for MULTIVI).
-    No held-out cell is seen paired, but unlike DCCA and kNN both of its modalities are part
-    of training as unpaired cells, so each prediction's target was seen without its pairing
-    (an advantage to MULTIVI). Predictions: ``get_normalized_accessibility`` of the RNA-only
-    copies (``normalize_regions=True``: with MULTIVI's region factors, since the prediction is
-    compared with measured calls),
-    ``get_normalized_expression`` of the epigenome-only copies.
+    ``cross_modal``: trained on the fold's training cells only (paired), as DCCA and kNN
+    are. Each held-out cell is then given with one modality set to zero, which MULTIVI reads
+    as missing (its encoders use the rows with counts): ``get_normalized_accessibility`` of
+    the RNA-only cells (``normalize_regions=True``: with MULTIVI's region factors, since the
+    prediction is compared with measured calls) and ``get_normalized_expression`` of the
+    epigenome-only cells.
     """
     _seed_everything(job.seed)
     if job.task == "cross_modal":
@@ -358,31 +357,19 @@ def run_multivi(job: Job) -> Arrays:
 
 
 def _multivi_cross_modal(job: Job) -> Arrays:
-    train, test = job.train, job.test
-    parts = {}
-    obs = job.mdata.obs
-    stacked_obs = obs.iloc[np.concatenate([train, test, test])].copy()
-    stacked_obs.index = [f"c{i}" for i in range(len(stacked_obs))]
-    for key in (RNA, EPI):
-        x = job.counts(key)
-        empty = sparse.csr_matrix((len(test), x.shape[1]), dtype=np.float32)
-        rna_only = x[test] if key == RNA else empty
-        epi_only = empty if key == RNA else x[test]
-        parts[key] = ad.AnnData(
-            sparse.vstack([x[train], rna_only, epi_only], format="csr"),
-            obs=stacked_obs.copy(),
-            var=job.mdata[key].var[[]].copy(),
-        )
-    fit = mudata.MuData(parts)
-    fit.obs = stacked_obs.copy()
-    model = _multivi(job, fit)
-    rna_only = len(train) + np.arange(len(test))
-    epi_only = rna_only + len(test)
+    model = _multivi(job, _mdata(job, job.train))
+
+    def held_out(missing: str) -> mudata.MuData:
+        held = _mdata(job, job.test)
+        held.mod[missing].X = sparse.csr_matrix(held[missing].shape, dtype=np.float32)
+        held.obs["_indices"] = np.arange(held.n_obs)  # MULTIVI's setup_mudata adds it
+        return held
+
     # region factors back in: the prediction is compared with measured calls, not bias-corrected
     to_epi = model.get_normalized_accessibility(
-        indices=rna_only, normalize_regions=True, return_numpy=True
+        held_out(EPI), normalize_regions=True, return_numpy=True
     )
-    to_rna = model.get_normalized_expression(indices=epi_only, return_numpy=True)
+    to_rna = model.get_normalized_expression(held_out(RNA), return_numpy=True)
     return {"pred_epi": np.asarray(to_epi), "pred_rna": np.asarray(to_rna)}
 
 
