@@ -22,7 +22,6 @@ import torch.nn.functional as F
 
 from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY
 
-from ._components import logits_at_depth
 from ._module import DCCAModule
 from ._sparse import csr_parts, row_sums
 
@@ -58,15 +57,16 @@ def fit_depth(module: DCCAModule, paired: Batches, ridge: float = 1e-3) -> None:
 
 
 @torch.inference_mode()
-def fit_region_prior(module: DCCAModule, training: Batches, validation: Batches) -> None:
+def fit_region_prior(module: DCCAModule, training: Batches, validation: Batches | None) -> None:
     """Fit the region frequencies on ``training`` cells and their weight on ``validation``.
 
     ``epi_region_logit`` becomes the logit of each region's open frequency over the paired
     training cells (half a call added to each region's count and to the number of cells).
     ``epi_region_weight`` becomes the weight of :data:`WEIGHTS` whose generated profiles
-    (each cell at its expected depth, :meth:`DCCAModule.expected_epi_depth`) give the
+    (:meth:`DCCAModule.generated_epi_logits`, each cell at its expected depth) give the
     validation cells' calls the highest Bernoulli likelihood; missing (NaN) calls are left
-    out. Without validation cells the weight stays 0: generation uses the decoder alone.
+    out. Without validation cells (``None``) the weight is 0: generation uses the decoder
+    alone.
     """
     counts, n_cells = None, 0
     for tensors in training:
@@ -79,12 +79,12 @@ def fit_region_prior(module: DCCAModule, training: Batches, validation: Batches)
     if counts is None:
         return
     frequency = (counts + 0.5) / (n_cells + 1.0)
-    prior = torch.logit(frequency).to(module.epi_region_logit)
-    module.epi_region_logit.copy_(prior)
+    module.epi_region_logit.copy_(torch.logit(frequency))
+    module.epi_region_weight.fill_(0.0)
+    if validation is None:
+        return
     nll = torch.zeros(len(WEIGHTS), dtype=torch.float64)
-    seen = False
     for tensors in validation:
-        seen = True
         z = module.posterior_mean("rna", tensors)
         batch_index = tensors.get(BATCH_KEY)
         batch_index = None if batch_index is None else batch_index.to(z.device)
@@ -97,9 +97,8 @@ def fit_region_prior(module: DCCAModule, training: Batches, validation: Batches)
             observed[missing] = 0.0
         logits = decoder.logits
         for i, weight in enumerate(WEIGHTS):
-            shifted = logits_at_depth(torch.lerp(logits, prior, float(weight)), depth)
+            generated = module.generated_epi_logits(logits, depth, float(weight))
             nll[i] += F.binary_cross_entropy_with_logits(
-                shifted, calls, weight=observed, reduction="sum"
+                generated, calls, weight=observed, reduction="sum"
             ).double()
-    best = WEIGHTS[int(torch.argmin(nll))] if seen else 0.0
-    module.epi_region_weight.fill_(float(best))
+    module.epi_region_weight.fill_(float(WEIGHTS[int(torch.argmin(nll))]))

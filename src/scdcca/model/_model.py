@@ -540,7 +540,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         generation.fit_region_prior(
             self.module,
             self._minibatches(None, training, None),
-            self._minibatches(None, validation, None) if len(validation) else (),
+            self._minibatches(None, validation, None) if len(validation) else None,
         )
 
     def save(

@@ -118,15 +118,22 @@ class DCCAModule(BaseModuleClass):
         log_depth = slope * torch.log1p(self.rna.library(x_rna)) + intercept
         return torch.expm1(log_depth + z_rna @ self.epi_depth_latent.unsqueeze(-1))
 
-    def generated_epi_probs(self, px: RegionBernoulli, depth: torch.Tensor) -> torch.Tensor:
-        """Open probabilities of epigenomes generated from ``z_rna``, summing to ``depth``.
+    def generated_epi_logits(
+        self, logits: torch.Tensor, depth: torch.Tensor, weight: float | None = None
+    ) -> torch.Tensor:
+        """Logits of epigenomes generated from ``z_rna``, their sigmoids summing to ``depth``.
 
-        The decoder's logits ``px`` are moved towards the training cells' region frequencies
-        by the fitted weight (``lerp(logits, epi_region_logit, epi_region_weight)``), then
-        shifted per cell to the expected depth (:func:`logits_at_depth`).
+        The decoder's ``logits`` are moved towards the training cells' region frequencies by
+        ``weight`` (the fitted ``epi_region_weight`` if ``None``):
+        ``lerp(logits, epi_region_logit, weight)``, then shifted per cell to the expected
+        depth (:func:`logits_at_depth`).
         """
-        logits = torch.lerp(px.logits, self.epi_region_logit, self.epi_region_weight)
-        return torch.sigmoid(logits_at_depth(logits, depth))
+        weight = self.epi_region_weight if weight is None else weight
+        return logits_at_depth(torch.lerp(logits, self.epi_region_logit, weight), depth)
+
+    def generated_epi_probs(self, px: RegionBernoulli, depth: torch.Tensor) -> torch.Tensor:
+        """Open probabilities of :meth:`generated_epi_logits` for the decoder output ``px``."""
+        return torch.sigmoid(self.generated_epi_logits(px.logits, depth))
 
     def vae(self, modality: str) -> RNAVAE | EpigenomeVAE:
         """The VAE of ``"rna"`` or ``"epi"``."""
