@@ -31,9 +31,10 @@ from scvi.model.base._de_core import _de_core
 from scvi.utils import track
 from scvi.utils._docstrings import de_dsp
 
-from scdcca._constants import BATCH_KEY, EPI_KEY, OBSERVED_KEYS, RNA_KEY
+from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY
 
 from . import _arguments as arguments
+from ._access import StreamMixin
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class _ObsOnly:
         self.obs = obs
 
 
-class DifferentialMixin:
+class DifferentialMixin(StreamMixin):
     """Differential expression and accessibility for :class:`~scdcca.DCCA`."""
 
     @de_dsp.dedent
@@ -429,10 +430,12 @@ class DifferentialMixin:
 
     def _measured(self, modality: Modality) -> np.ndarray:
         """Whether each registered cell has ``modality`` (all True for paired data)."""
-        key = OBSERVED_KEYS[modality]
-        if key not in self.adata_manager.data_registry:
-            return np.ones(self.adata.n_obs, dtype=bool)
-        return np.asarray(self.adata_manager.get_from_registry(key)).ravel() > 0
+        measured = np.ones(self.adata.n_obs, dtype=bool)
+        cells = self._observed_cells(modality)
+        if cells is not None:
+            measured[:] = False
+            measured[cells] = True
+        return measured
 
     def _comparisons(
         self,

@@ -8,8 +8,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ._access import StreamMixin
 
-class ExportMixin:
+
+class ExportMixin(StreamMixin):
     """On-disk output for :class:`~scdcca.DCCA` when cells x regions does not fit in memory."""
 
     def write_normalized_accessibility(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -139,15 +139,6 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         )
         self.schedule_: list[dict] = []
         self.init_params_ = self._get_init_params(locals())
-
-    def _observed_cells(self, *modalities: str) -> np.ndarray | None:
-        """Cells measured in every one of ``modalities`` (``None``: all cells)."""
-        keep = None
-        for modality in modalities:
-            if OBSERVED_KEYS[modality] in self.adata_manager.data_registry:
-                flag = np.asarray(self.adata_manager.get_from_registry(OBSERVED_KEYS[modality]))
-                keep = flag.ravel() > 0 if keep is None else keep & (flag.ravel() > 0)
-        return None if keep is None else np.flatnonzero(keep)
 
     @classmethod
     def _registered_data(cls, mdata: MuData) -> MuData:
@@ -656,48 +647,6 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         ]
 
     # ------------------------------------------------------------------ inference
-    def _require_trained(self) -> None:
-        """Refuse to compute results of a model whose weights are still random."""
-        if not self.is_trained_:
-            raise RuntimeError(
-                "The model is not trained, so its latents and denoised values would be "
-                "random: call `model.train()` first (or load a trained model with "
-                "`scdcca.DCCA.load`)."
-            )
-
-    def _minibatches(
-        self,
-        mdata: MuData | AnnData | None,
-        indices: Sequence[int] | None,
-        batch_size: int | None,
-        modalities: Sequence[Modality] = MODALITIES,
-    ) -> Iterator[dict[str, torch.Tensor]]:
-        if batch_size is not None:
-            arguments.positive_int("batch_size", batch_size)
-        n_cells = (self.adata if self._is_setup_data(mdata) else mdata).n_obs
-        indices = arguments.cell_indices(indices, n_cells)
-        if not self._is_setup_data(mdata):
-            # the data are checked as the first minibatch is read, before the model
-            for count, tensors in enumerate(
-                self._external_minibatches(mdata, modalities, indices, batch_size)
-            ):
-                if count == 0:
-                    self._require_trained()
-                yield tensors
-            return
-        if mdata is not None and mdata is self._unpaired_source:
-            mdata = None  # unpaired cells: read through the padded twin (same cells)
-        mdata = self._validate_anndata(mdata)
-        self._require_trained()
-        loader = self._make_data_loader(
-            adata=mdata,
-            indices=indices,
-            batch_size=batch_size,
-            load_sparse_tensor=sparse_minibatches_supported(self.get_anndata_manager(mdata)),
-        )
-        self.module.eval()
-        yield from loader
-
     @torch.inference_mode()
     def get_latent_representation(
         self,
@@ -740,31 +689,6 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             for t in self._minibatches(mdata, indices, batch_size, modalities=wanted)
         ]
         return torch.cat(parts).numpy()
-
-    def _denoised_batches(
-        self,
-        modality: Modality,
-        mdata: MuData | None,
-        indices: Sequence[int] | None,
-        batch_size: int | None,
-        observed_library: bool = False,
-    ) -> Iterator[np.ndarray]:
-        vae = self.module.vae(modality)
-        with torch.inference_mode():
-            for tensors in self._minibatches(mdata, indices, batch_size, (modality,)):
-                inference = self.module.inference(
-                    tensors.get(RNA_KEY),
-                    tensors.get(EPI_KEY),
-                    tensors.get(BATCH_KEY),
-                    modalities=(modality,),
-                )
-                library = inference[f"library_{modality}"]
-                if not observed_library:
-                    library = torch.ones_like(library) if modality == "rna" else 0 * library
-                z = self.module.latent_or_predicted(modality, tensors)
-                px = vae.decode(z, library, tensors.get(BATCH_KEY))
-                out = px.mean if (observed_library and modality == "rna") else vae.normalized(px)
-                yield out.cpu().numpy()
 
     def _cell_and_feature_names(self, mdata, modality: Modality, indices) -> tuple:
         return self._cell_names(mdata, indices), self.model_features(modality)

@@ -21,100 +21,17 @@ from scipy import sparse
 from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY
 
 from . import _arguments as arguments
-from . import _validation as validate
+from ._access import StreamMixin
 from ._components import RegionBernoulli
-from ._external import aligned_row_batches, feature_columns
 
 Modality = Literal["rna", "epi"]
 _TENSOR_KEYS = {"rna": RNA_KEY, "epi": EPI_KEY}
 
 
-class PredictionMixin:
+class PredictionMixin(StreamMixin):
     """Getters over new data and cross-modal prediction for :class:`~scdcca.DCCA`."""
 
     # ------------------------------------------------------------------ new data
-    def model_features(self, modality: Modality) -> pd.Index:
-        """Names of the genes (``"rna"``) or regions (``"epi"``) the model was trained on."""
-        registry = self.adata_manager.get_state_registry(_TENSOR_KEYS[modality])
-        return pd.Index(registry["column_names"])
-
-    def _is_setup_data(self, data) -> bool:
-        source = getattr(self, "_unpaired_source", None)
-        return data is None or data is self.adata or (source is not None and data is source)
-
-    def _modality_adata(self, data: MuData | AnnData, modality: Modality) -> AnnData:
-        """The AnnData holding ``modality`` in new data, with cells in ``data``'s order."""
-        if isinstance(data, AnnData):
-            return data
-        if not isinstance(data, MuData):
-            raise TypeError(f"Expected a MuData or an AnnData, got {type(data).__name__}.")
-        name = self.modalities_[f"{modality}_layer"]
-        if name not in data.mod:
-            raise KeyError(
-                f"The MuData has no modality {name!r} (the model's {modality} modality); it has "
-                f"{list(data.mod)}. Name it {name!r}, or pass that modality's AnnData."
-            )
-        adata = data.mod[name]
-        if not adata.obs_names.equals(data.obs_names):
-            raise ValueError(
-                f"Modality {name!r} does not hold exactly the MuData's cells in its order; "
-                f"pass `mdata[{name!r}]` (an AnnData) to work on that modality's own cells."
-            )
-        return adata
-
-    def _batch_codes(self, data: MuData | AnnData, n_cells: int) -> np.ndarray | None:
-        """Batch index of each cell of new data, from the batch key used at setup."""
-        args = self.adata_manager.registry["setup_args"]
-        key = args.get("batch_key")
-        if key is None:
-            return None
-        mapping = list(self.adata_manager.get_state_registry(BATCH_KEY)["categorical_mapping"])
-        if key not in data.obs:
-            raise KeyError(
-                f"The model was set up with batch_key={key!r}; the new data need that column "
-                "in .obs too, with batches the model has seen: "
-                f"{mapping}."
-            )
-        values = data.obs[key].astype(str).to_numpy()
-        codes = pd.Index([str(m) for m in mapping]).get_indexer(values)
-        if (codes < 0).any():
-            unknown = sorted(set(values[codes < 0]))[:5]
-            raise ValueError(
-                f"Batches {unknown} in .obs[{key!r}] were not seen in training ({mapping}). "
-                "Map them to a known batch, or retrain with them."
-            )
-        return codes.reshape(n_cells, 1)
-
-    def _external_minibatches(
-        self,
-        data: MuData | AnnData,
-        modalities: Sequence[Modality],
-        indices: Sequence[int] | None,
-        batch_size: int | None,
-    ) -> Iterator[dict[str, torch.Tensor]]:
-        """Minibatches of new data holding the model's features of each modality."""
-        batch_size = batch_size or 256
-        args = self.adata_manager.registry["setup_args"]
-        streams = []
-        for modality in modalities:
-            adata = self._modality_adata(data, modality)
-            role_arg = f"{modality}_layer"
-            name = self.modalities_[role_arg]
-            matrix = validate.get_matrix(adata, name, args[role_arg], role_arg)
-            columns = feature_columns(adata.var_names, self.model_features(modality), repr(name))
-            validate.check_projected(self, modality, matrix, columns)
-            streams.append(aligned_row_batches(matrix, columns, indices, batch_size))
-        n_cells = data.n_obs
-        codes = self._batch_codes(data, n_cells)
-        rows = np.arange(n_cells) if indices is None else np.asarray(indices)
-        self.module.eval()
-        starts = range(0, len(rows), batch_size)
-        for start, blocks in zip(starts, zip(*streams, strict=True), strict=True):
-            tensors = {_TENSOR_KEYS[m]: b for m, b in zip(modalities, blocks, strict=True)}
-            if codes is not None:
-                tensors[BATCH_KEY] = torch.as_tensor(codes[rows[start : start + batch_size]])
-            yield tensors
-
     # ------------------------------------------------------------------ prediction
     @torch.inference_mode()
     def _predicted_batches(
@@ -228,8 +145,3 @@ class PredictionMixin:
             return values
         cells = self._cell_names(data, indices)
         return pd.DataFrame(values, index=cells, columns=self.model_features(target))
-
-    def _cell_names(self, data, indices) -> pd.Index:
-        names = (self.adata if data is None else data).obs_names
-        indices = arguments.cell_indices(indices, len(names))
-        return names if indices is None else names[indices]

@@ -1,0 +1,209 @@
+"""The minibatch streams every getter of :class:`~scdcca.DCCA` reads.
+
+:class:`StreamMixin` is the base of the model's mixins: it reads the registered MuData
+through scvi-tools' data loaders, and new data (a MuData, or one modality's AnnData, its
+features in any order or a superset) in minibatches of the model's features; it decodes
+denoised values minibatch by minibatch. It relies only on what
+:class:`scvi.model.base.BaseModelClass` provides (``adata``, ``adata_manager``, ``module``,
+``_validate_anndata``, ``_make_data_loader``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+from mudata import MuData
+
+from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY
+
+from . import _arguments as arguments
+from . import _validation as validate
+from ._data import sparse_minibatches_supported
+from ._external import aligned_row_batches, feature_columns
+
+Modality = Literal["rna", "epi"]
+_TENSOR_KEYS = {"rna": RNA_KEY, "epi": EPI_KEY}
+
+
+class StreamMixin:
+    """Minibatches of registered or new cells, and denoised values decoded from them."""
+
+    def model_features(self, modality: Modality) -> pd.Index:
+        """Names of the genes (``"rna"``) or regions (``"epi"``) the model was trained on."""
+        registry = self.adata_manager.get_state_registry(_TENSOR_KEYS[modality])
+        return pd.Index(registry["column_names"])
+
+    def _require_trained(self) -> None:
+        """Refuse to compute results of a model whose weights are still random."""
+        if not self.is_trained_:
+            raise RuntimeError(
+                "The model is not trained, so its latents and denoised values would be "
+                "random: call `model.train()` first (or load a trained model with "
+                "`scdcca.DCCA.load`)."
+            )
+
+    def _observed_cells(self, *modalities: str) -> np.ndarray | None:
+        """Cells measured in every one of ``modalities`` (``None``: all cells)."""
+        keep = None
+        for modality in modalities:
+            if OBSERVED_KEYS[modality] in self.adata_manager.data_registry:
+                flag = np.asarray(self.adata_manager.get_from_registry(OBSERVED_KEYS[modality]))
+                keep = flag.ravel() > 0 if keep is None else keep & (flag.ravel() > 0)
+        return None if keep is None else np.flatnonzero(keep)
+
+    def _is_setup_data(self, data) -> bool:
+        """Whether ``data`` is the registered MuData (``None``, itself, or its unpaired source)."""
+        source = getattr(self, "_unpaired_source", None)
+        return data is None or data is self.adata or (source is not None and data is source)
+
+    def _minibatches(
+        self,
+        mdata: MuData | AnnData | None,
+        indices: Sequence[int] | None,
+        batch_size: int | None,
+        modalities: Sequence[Modality] = MODALITIES,
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Minibatches of ``modalities`` for ``indices`` of registered or new cells.
+
+        Registered cells come from scvi-tools' data loader (sparse where the data are); new
+        data are checked as their first minibatch is read. An untrained model is refused.
+        """
+        if batch_size is not None:
+            arguments.positive_int("batch_size", batch_size)
+        n_cells = (self.adata if self._is_setup_data(mdata) else mdata).n_obs
+        indices = arguments.cell_indices(indices, n_cells)
+        if not self._is_setup_data(mdata):
+            # the data are checked as the first minibatch is read, before the model
+            for count, tensors in enumerate(
+                self._external_minibatches(mdata, modalities, indices, batch_size)
+            ):
+                if count == 0:
+                    self._require_trained()
+                yield tensors
+            return
+        if mdata is not None and mdata is self._unpaired_source:
+            mdata = None  # unpaired cells: read through the padded twin (same cells)
+        mdata = self._validate_anndata(mdata)
+        self._require_trained()
+        loader = self._make_data_loader(
+            adata=mdata,
+            indices=indices,
+            batch_size=batch_size,
+            load_sparse_tensor=sparse_minibatches_supported(self.get_anndata_manager(mdata)),
+        )
+        self.module.eval()
+        yield from loader
+
+    def _denoised_batches(
+        self,
+        modality: Modality,
+        mdata: MuData | None,
+        indices: Sequence[int] | None,
+        batch_size: int | None,
+        observed_library: bool = False,
+    ) -> Iterator[np.ndarray]:
+        """Denoised values of ``modality`` per minibatch, decoded from its posterior mean.
+
+        RNA as proportions (library 1) and the epigenome at the mean depth, or both at each
+        cell's own library with ``observed_library`` (RNA then as expected counts).
+        """
+        vae = self.module.vae(modality)
+        with torch.inference_mode():
+            for tensors in self._minibatches(mdata, indices, batch_size, (modality,)):
+                inference = self.module.inference(
+                    tensors.get(RNA_KEY),
+                    tensors.get(EPI_KEY),
+                    tensors.get(BATCH_KEY),
+                    modalities=(modality,),
+                )
+                library = inference[f"library_{modality}"]
+                if not observed_library:
+                    library = torch.ones_like(library) if modality == "rna" else 0 * library
+                z = self.module.latent_or_predicted(modality, tensors)
+                px = vae.decode(z, library, tensors.get(BATCH_KEY))
+                out = px.mean if (observed_library and modality == "rna") else vae.normalized(px)
+                yield out.cpu().numpy()
+
+    def _cell_names(self, data, indices) -> pd.Index:
+        """Names of the cells ``indices`` of ``data`` (the registered MuData if ``None``)."""
+        names = (self.adata if data is None else data).obs_names
+        indices = arguments.cell_indices(indices, len(names))
+        return names if indices is None else names[indices]
+
+    def _modality_adata(self, data: MuData | AnnData, modality: Modality) -> AnnData:
+        """The AnnData holding ``modality`` in new data, with cells in ``data``'s order."""
+        if isinstance(data, AnnData):
+            return data
+        if not isinstance(data, MuData):
+            raise TypeError(f"Expected a MuData or an AnnData, got {type(data).__name__}.")
+        name = self.modalities_[f"{modality}_layer"]
+        if name not in data.mod:
+            raise KeyError(
+                f"The MuData has no modality {name!r} (the model's {modality} modality); it has "
+                f"{list(data.mod)}. Name it {name!r}, or pass that modality's AnnData."
+            )
+        adata = data.mod[name]
+        if not adata.obs_names.equals(data.obs_names):
+            raise ValueError(
+                f"Modality {name!r} does not hold exactly the MuData's cells in its order; "
+                f"pass `mdata[{name!r}]` (an AnnData) to work on that modality's own cells."
+            )
+        return adata
+
+    def _batch_codes(self, data: MuData | AnnData, n_cells: int) -> np.ndarray | None:
+        """Batch index of each cell of new data, from the batch key used at setup."""
+        args = self.adata_manager.registry["setup_args"]
+        key = args.get("batch_key")
+        if key is None:
+            return None
+        mapping = list(self.adata_manager.get_state_registry(BATCH_KEY)["categorical_mapping"])
+        if key not in data.obs:
+            raise KeyError(
+                f"The model was set up with batch_key={key!r}; the new data need that column "
+                "in .obs too, with batches the model has seen: "
+                f"{mapping}."
+            )
+        values = data.obs[key].astype(str).to_numpy()
+        codes = pd.Index([str(m) for m in mapping]).get_indexer(values)
+        if (codes < 0).any():
+            unknown = sorted(set(values[codes < 0]))[:5]
+            raise ValueError(
+                f"Batches {unknown} in .obs[{key!r}] were not seen in training ({mapping}). "
+                "Map them to a known batch, or retrain with them."
+            )
+        return codes.reshape(n_cells, 1)
+
+    def _external_minibatches(
+        self,
+        data: MuData | AnnData,
+        modalities: Sequence[Modality],
+        indices: Sequence[int] | None,
+        batch_size: int | None,
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Minibatches of new data holding the model's features of each modality."""
+        batch_size = batch_size or 256
+        args = self.adata_manager.registry["setup_args"]
+        streams = []
+        for modality in modalities:
+            adata = self._modality_adata(data, modality)
+            role_arg = f"{modality}_layer"
+            name = self.modalities_[role_arg]
+            matrix = validate.get_matrix(adata, name, args[role_arg], role_arg)
+            columns = feature_columns(adata.var_names, self.model_features(modality), repr(name))
+            validate.check_projected(self, modality, matrix, columns)
+            streams.append(aligned_row_batches(matrix, columns, indices, batch_size))
+        n_cells = data.n_obs
+        codes = self._batch_codes(data, n_cells)
+        rows = np.arange(n_cells) if indices is None else np.asarray(indices)
+        self.module.eval()
+        starts = range(0, len(rows), batch_size)
+        for start, blocks in zip(starts, zip(*streams, strict=True), strict=True):
+            tensors = {_TENSOR_KEYS[m]: b for m, b in zip(modalities, blocks, strict=True)}
+            if codes is not None:
+                tensors[BATCH_KEY] = torch.as_tensor(codes[rows[start : start + batch_size]])
+            yield tensors
