@@ -10,7 +10,7 @@ denoised values minibatch by minibatch. It relies only on what
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
 
 import numpy as np
@@ -18,7 +18,9 @@ import pandas as pd
 import torch
 from anndata import AnnData
 from mudata import MuData
+from scipy import sparse
 
+from scdcca._blocks import row_slices
 from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY
 
 from . import _arguments as arguments
@@ -28,6 +30,16 @@ from ._external import aligned_row_batches, feature_columns
 
 Modality = Literal["rna", "epi"]
 _TENSOR_KEYS = {"rna": RNA_KEY, "epi": EPI_KEY}
+
+
+def sparse_above(blocks: Iterable[np.ndarray], threshold: float) -> sparse.csr_matrix:
+    """Stack blocks of rows into one CSR matrix of the values ``>= threshold``.
+
+    Each block is sparsified as it arrives, so no dense matrix of all rows is held.
+    """
+    return sparse.vstack(
+        [sparse.csr_matrix(np.where(b >= threshold, b, 0)) for b in blocks], format="csr"
+    )
 
 
 class StreamMixin:
@@ -201,9 +213,9 @@ class StreamMixin:
         codes = self._batch_codes(data, n_cells)
         rows = np.arange(n_cells) if indices is None else np.asarray(indices)
         self.module.eval()
-        starts = range(0, len(rows), batch_size)
-        for start, blocks in zip(starts, zip(*streams, strict=True), strict=True):
+        batches = row_slices(len(rows), batch_size)
+        for batch, blocks in zip(batches, zip(*streams, strict=True), strict=True):
             tensors = {_TENSOR_KEYS[m]: b for m, b in zip(modalities, blocks, strict=True)}
             if codes is not None:
-                tensors[BATCH_KEY] = torch.as_tensor(codes[rows[start : start + batch_size]])
+                tensors[BATCH_KEY] = torch.as_tensor(codes[rows[batch]])
             yield tensors

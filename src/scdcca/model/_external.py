@@ -14,6 +14,8 @@ import pandas as pd
 import torch
 from scipy import sparse
 
+from scdcca._blocks import row_slices
+
 
 def feature_columns(
     data_features: pd.Index, model_features: pd.Index, modality: str
@@ -55,8 +57,8 @@ def aligned_row_batches(
     """Minibatches of rows as float32 tensors: CSR tensors for sparse input, dense otherwise."""
     n_rows = matrix.shape[0]
     rows = np.arange(n_rows) if indices is None else np.asarray(indices)
-    for start in range(0, len(rows), batch_size):
-        block = matrix[rows[start : start + batch_size]]
+    for batch in row_slices(len(rows), batch_size):
+        block = matrix[rows[batch]]
         if columns is not None:
             block = block[:, columns]
         yield _to_tensor(block)

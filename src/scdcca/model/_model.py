@@ -28,6 +28,7 @@ from . import _generation as generation
 from . import _results as results
 from . import _saving as saving
 from . import _validation as validate
+from ._access import sparse_above
 from ._callbacks import BestWeights, EpochHistory
 from ._components import EpiLikelihood, RNALikelihood
 from ._data import SparseDataSplitter, sparse_minibatches_supported
@@ -117,7 +118,10 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         self.modalities_ = dict(args["modalities"])
         rna = self.adata_manager.get_from_registry(RNA_KEY)
         epi = self.adata_manager.get_from_registry(EPI_KEY)
+        scans = validate.registered_scans(self.adata_manager)
         epi_cells = self._observed_cells("epi")
+        depths = scans["epi"].cell_nonzero  # non-zero calls per cell (Bernoulli calls are 0/1)
+        depths = depths if epi_cells is None else depths[epi_cells]
         self.module = self._module_cls(
             n_genes=rna.shape[1],
             n_regions=epi.shape[1],
@@ -128,10 +132,10 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             dropout_rate=dropout_rate,
             rna_likelihood=rna_likelihood,
             epi_likelihood=epi_likelihood,
-            log_mean_epi_depth=_log_mean_depth(epi if epi_cells is None else epi[epi_cells]),
+            log_mean_epi_depth=float(np.log1p(depths.mean() if len(depths) else 0.0)),
             rna_input_dropout=rna_input_dropout,
         )  # checks the likelihood names
-        validate.check_model_input(self.adata_manager, rna_likelihood, epi_likelihood)
+        validate.check_model_input(self.adata_manager, scans, rna_likelihood, epi_likelihood)
         self._model_summary_string = (
             f"DCCA: n_latent={n_latent}, n_hidden={n_hidden}, n_layers={n_layers}, "
             f"rna={rna_likelihood} ({rna.shape[1]} genes), "
@@ -748,9 +752,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         threshold = arguments.threshold(threshold)
         blocks = self._denoised_batches("epi", mdata, indices, batch_size)
         if threshold is not None:
-            return sparse.vstack(
-                [sparse.csr_matrix(np.where(b >= threshold, b, 0)) for b in blocks], format="csr"
-            )
+            return sparse_above(blocks, threshold)
         values = np.concatenate(list(blocks))
         if return_numpy:
             return values
@@ -824,15 +826,3 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             batch_size=batch_size,
             denoised=denoised,
         )
-
-
-def _log_mean_depth(matrix) -> float:
-    """``log1p`` of the mean number of non-zero entries per cell, streamed over rows."""
-    total, n_cells, step = 0.0, matrix.shape[0], 8192
-    for start in range(0, n_cells, step):
-        block = matrix[start : start + step]
-        if sparse.issparse(block):
-            total += float((block > 0).sum())
-        else:
-            total += float(np.nansum(np.asarray(block) > 0))
-    return float(np.log1p(total / max(n_cells, 1)))

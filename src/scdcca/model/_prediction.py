@@ -21,7 +21,7 @@ from scipy import sparse
 from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY
 
 from . import _arguments as arguments
-from ._access import StreamMixin
+from ._access import StreamMixin, sparse_above
 from ._components import RegionBernoulli
 
 Modality = Literal["rna", "epi"]
@@ -135,9 +135,7 @@ class PredictionMixin(StreamMixin):
             depth = arguments.finite_number("depth", depth, 0.0, low_open=True)
         blocks = self._predicted_batches(data, source, indices, batch_size, depth)
         if threshold is not None:
-            return sparse.vstack(
-                [sparse.csr_matrix(np.where(b >= threshold, b, 0)) for b in blocks], format="csr"
-            )
+            return sparse_above(blocks, threshold)
         values = np.concatenate(list(blocks))
         if target == "rna":
             values = values * float(library_size)

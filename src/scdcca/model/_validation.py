@@ -28,6 +28,7 @@ from anndata.abc import CSCDataset, CSRDataset
 from mudata import MuData
 from scipy import sparse
 
+from scdcca._blocks import row_slices
 from scdcca._constants import EPI_KEY, RNA_KEY
 
 #: Entries (cells x features) read per block when streaming over a matrix.
@@ -132,8 +133,8 @@ def _scan_compressed(summary: MatrixSummary, matrix, row_offset: int, block_entr
     step = max(1, block_entries * n_major // max(n_stored, 1))
     major_counts = np.zeros(n_major, dtype=np.int64)
     minor_counts = np.zeros(n_minor, dtype=np.int64)
-    for start in range(0, n_major, step):
-        stop = min(start + step, n_major)
+    for block in row_slices(n_major, step):
+        start, stop = block.start, block.stop
         lo, hi = int(indptr[start]), int(indptr[stop])
         values = np.asarray(matrix.data[lo:hi])
         summary.add_values(values)
@@ -191,16 +192,16 @@ def scan_matrix(
         _scan_compressed(summary, matrix, 0, block_entries)
         return summary
     step = max(1, block_entries // max(int(matrix.shape[1]), 1))
-    for start in range(0, n_obs, step):
-        block = matrix[start : start + step]
+    for rows in row_slices(n_obs, step):
+        block = matrix[rows]
         if hasattr(block, "compute"):  # dask
             block = block.compute()
         if columns is not None:
             block = block[:, columns]
         if sparse.issparse(block):
-            _scan_compressed(summary, sparse.csr_matrix(block), start, block_entries)
+            _scan_compressed(summary, sparse.csr_matrix(block), rows.start, block_entries)
         else:
-            _scan_dense(summary, np.asarray(block), start)
+            _scan_dense(summary, np.asarray(block), rows.start)
     return summary
 
 
@@ -579,25 +580,30 @@ def _same_matrix(a, b) -> bool:
     )
 
 
-def _summary(manager, role: str, matrix) -> MatrixSummary:
-    """The scan of ``matrix`` made at setup when the manager kept it, else a new scan."""
-    scanned, summary = manager.setup_scans.get(role, (None, None))
-    if scanned is not None and _same_matrix(scanned(), matrix):
-        return summary
-    return scan_matrix(matrix)
+def registered_scans(manager) -> dict[str, MatrixSummary]:
+    """The scan of each registered matrix, ``{"rna": ..., "epi": ...}``.
 
-
-def check_model_input(manager, rna_likelihood: str, epi_likelihood: str) -> None:
-    """Checks of the registered matrices that need the model's (valid) likelihoods.
-
-    Uses the scans :meth:`~scdcca.DCCA.setup_mudata` made when the registered matrices are
-    still those objects (the padded copy of unpaired cells is scanned here).
+    The scans :meth:`~scdcca.DCCA.setup_mudata` made are reused while the registered matrices
+    are still those objects; the padded copy of unpaired cells is scanned here.
     """
+    scans = {}
+    for role, (_, key) in _ROLES.items():
+        matrix = manager.get_from_registry(key)
+        scanned, summary = manager.setup_scans.get(role, (None, None))
+        if scanned is None or not _same_matrix(scanned(), matrix):
+            summary = scan_matrix(matrix)
+        scans[role] = summary
+    return scans
+
+
+def check_model_input(
+    manager, scans: Mapping[str, MatrixSummary], rna_likelihood: str, epi_likelihood: str
+) -> None:
+    """Checks of the registered matrices' ``scans`` that need the model's likelihoods."""
     args = manager.registry["setup_args"]
     modalities = args["modalities"]
-    for role, (role_arg, key) in _ROLES.items():
-        matrix = manager.get_from_registry(key)
-        summary = _summary(manager, role, matrix)
+    for role, (role_arg, _) in _ROLES.items():
+        summary = scans[role]
         name, layer = modalities[role_arg], args[role_arg]
         if role == "rna" and rna_likelihood == "gaussian":
             check_finite(summary, name, layer)

@@ -8,7 +8,9 @@ import numpy as np
 from mudata import MuData
 from scipy import sparse
 
-from ._matrix import BLOCK_BYTES, dense, get_matrix, row_slices
+from scdcca._blocks import row_slices
+
+from ._matrix import BLOCK_BYTES, dense, get_matrix
 
 Layers = str | None | tuple[str | None, str | None]
 

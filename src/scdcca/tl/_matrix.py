@@ -8,6 +8,8 @@ import numpy as np
 from anndata import AnnData
 from scipy import sparse
 
+from scdcca._blocks import row_slices
+
 #: Bytes a block of cells may take when densified (float64); blocks are sized to fit.
 BLOCK_BYTES = 128 * 2**20
 
@@ -37,12 +39,6 @@ def block_rows(n_columns: int, block_size: int | None, n_rows: int) -> int:
             raise ValueError(f"`block_size` must be >= 1, got {block_size}.")
         return int(block_size)
     return int(np.clip(BLOCK_BYTES // (8 * max(n_columns, 1)), 1, max(n_rows, 1)))
-
-
-def row_slices(n_rows: int, step: int) -> Iterator[slice]:
-    """Consecutive row slices of at most ``step`` rows covering ``n_rows`` rows."""
-    for start in range(0, n_rows, step):
-        yield slice(start, min(start + step, n_rows))
 
 
 def iter_blocks(

@@ -11,10 +11,12 @@ import pandas as pd
 from mudata import MuData
 from scipy import sparse
 
+from scdcca._blocks import row_slices
+
 from ._annotations import Annotations, annotation_matrix
 from ._checks import modality_names
 from ._correlation import expression_block
-from ._matrix import get_matrix, row_slices
+from ._matrix import get_matrix
 from ._ridge import FoldGrams, fold_ids
 
 
