@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 #: Registry key of the RNA count matrix.
 RNA_KEY = "rna"
 #: Registry key of the epigenome matrix (ATAC, histone marks or methylation calls).
 EPI_KEY = "epi"
 #: Registry key of the batch covariate (scvi-tools' own name).
 BATCH_KEY = "batch"
+
+#: Registry key of each modality role's matrix.
+TENSOR_KEYS = MappingProxyType({"rna": RNA_KEY, "epi": EPI_KEY})
 
 #: The two modality roles DCCA knows, in the order the joint latent concatenates them.
 MODALITIES = ("rna", "epi")
@@ -20,6 +25,6 @@ DENOISED_LAYER_KEY = "dcca_denoised"
 UNS_KEY = "dcca"
 
 #: Registry keys of the per-cell flags "this modality was measured" (unpaired cells only).
-OBSERVED_KEYS = {"rna": "observed_rna", "epi": "observed_epi"}
+OBSERVED_KEYS = MappingProxyType({"rna": "observed_rna", "epi": "observed_epi"})
 #: Key under ``mdata.obsm``: which half of the joint latent was measured (True) or predicted.
 OBSERVED_OBSM_KEY = "dcca_observed"

@@ -21,7 +21,7 @@ from mudata import MuData
 from scipy import sparse
 
 from scdcca._blocks import row_slices
-from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY
+from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY, TENSOR_KEYS
 
 from . import _arguments as arguments
 from . import _validation as validate
@@ -29,7 +29,6 @@ from ._data import sparse_minibatches_supported
 from ._external import aligned_row_batches, feature_columns
 
 Modality = Literal["rna", "epi"]
-_TENSOR_KEYS = {"rna": RNA_KEY, "epi": EPI_KEY}
 
 
 def sparse_above(blocks: Iterable[np.ndarray], threshold: float) -> sparse.csr_matrix:
@@ -47,7 +46,7 @@ class StreamMixin:
 
     def model_features(self, modality: Modality) -> pd.Index:
         """Names of the genes (``"rna"``) or regions (``"epi"``) the model was trained on."""
-        registry = self.adata_manager.get_state_registry(_TENSOR_KEYS[modality])
+        registry = self.adata_manager.get_state_registry(TENSOR_KEYS[modality])
         return pd.Index(registry["column_names"])
 
     def _require_trained(self) -> None:
@@ -215,7 +214,7 @@ class StreamMixin:
         self.module.eval()
         batches = row_slices(len(rows), batch_size)
         for batch, blocks in zip(batches, zip(*streams, strict=True), strict=True):
-            tensors = {_TENSOR_KEYS[m]: b for m, b in zip(modalities, blocks, strict=True)}
+            tensors = {TENSOR_KEYS[m]: b for m, b in zip(modalities, blocks, strict=True)}
             if codes is not None:
                 tensors[BATCH_KEY] = torch.as_tensor(codes[rows[batch]])
             yield tensors

@@ -39,7 +39,6 @@ from ._access import StreamMixin
 logger = logging.getLogger(__name__)
 
 Modality = Literal["rna", "epi"]
-_TENSOR_KEYS = {"rna": RNA_KEY, "epi": EPI_KEY}
 _WHAT = {"rna": "RNA", "epi": "epigenome"}
 _LIKELIHOODS = {"rna": ("nb", "zinb"), "epi": ("bernoulli",)}
 #: Column ``_de_core`` writes into ``adata.obs`` while it runs and removes afterwards.

@@ -18,14 +18,13 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
-from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY
+from scdcca._constants import BATCH_KEY, RNA_KEY
 
 from . import _arguments as arguments
 from ._access import StreamMixin, sparse_above
 from ._components import RegionBernoulli
 
 Modality = Literal["rna", "epi"]
-_TENSOR_KEYS = {"rna": RNA_KEY, "epi": EPI_KEY}
 
 
 class PredictionMixin(StreamMixin):
