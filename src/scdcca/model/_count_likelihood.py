@@ -27,43 +27,37 @@ class _CountNLL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, mu, theta, zi_logits, rows, cols, counts, with_gradients):
-        # Every dense cells x genes tensor is written in place where it can be: a fresh one
-        # costs more in page faults than the arithmetic on it (a few large buffers at most).
-        theta_eps = theta + _EPS
-        total = torch.add(mu, theta_eps)  # theta + mu
-        flat = rows * mu.shape[-1] + cols
-        total_nz = total.view(-1)[flat]
-        mu_nz = mu.reshape(-1)[flat]
-        theta_nz = theta[cols] if theta.dim() == 1 else theta.reshape(-1)[flat]
-        log_ratio = torch.log(total).neg_().add_(torch.log(theta_eps))  # log(theta/(theta+mu))
-        log_nb_zero = torch.mul(log_ratio, theta)
+        theta_full = theta.expand(mu.shape)
+        total = theta_full + mu + _EPS  # theta + mu
+        log_ratio = torch.log(theta + _EPS) - torch.log(total)  # log(theta / (theta + mu))
+        log_nb_zero = theta_full * log_ratio
+        theta_nz, total_nz, mu_nz = theta_full[rows, cols], total[rows, cols], mu[rows, cols]
         log_nb_count = (
-            log_nb_zero.view(-1)[flat]
+            log_nb_zero[rows, cols]
             + counts * (torch.log(mu_nz + _EPS) - torch.log(total_nz))
             + torch.lgamma(counts + theta_nz)
             - torch.lgamma(theta_nz)
             - torch.lgamma(counts + 1.0)
         )
         if zi_logits is None:
-            log_zero = log_nb_zero
+            log_zero, shifted = log_nb_zero, None
         else:
-            zi_nz = zi_logits.reshape(-1)[flat]
-            shifted = log_nb_zero.sub_(zi_logits)  # log NB(0) - zi
+            shifted = log_nb_zero - zi_logits
             # log(pi + (1 - pi) NB(0)) = softplus(log NB(0) - zi) - softplus(-zi)
-            log_zero = F.softplus(shifted).add_(F.logsigmoid(zi_logits))
-            log_nb_count = log_nb_count + F.logsigmoid(-zi_nz)  # log(1 - pi)
-        correction = log_nb_count - log_zero.view(-1)[flat]
+            log_zero = F.softplus(shifted) - F.softplus(-zi_logits)
+            log_nb_count = log_nb_count - F.softplus(zi_logits[rows, cols])  # log(1 - pi)
+        correction = log_nb_count - log_zero[rows, cols]
         log_likelihood = log_zero.sum(-1).index_add(0, rows, correction.to(log_zero.dtype))
         if with_gradients:
-            q = torch.div(theta, total, out=total)  # theta / (theta + mu), in total's buffer
+            q = theta_full / total
             # d log NB(0) / d theta = log(theta / (theta + mu)) + theta / (theta + eps) - q
-            d_theta = log_ratio.add_(theta / theta_eps).sub_(q)
+            d_theta = log_ratio.add_(theta / (theta + _EPS)).sub_(q)
             d_zi = None
-            if zi_logits is not None:
+            if shifted is not None:
                 at_zero = shifted.sigmoid_()  # d log p(0) / d log NB(0)
-                d_zi = torch.neg(zi_logits, out=log_zero).sigmoid_().sub_(at_zero)
-                q.mul_(at_zero)
-                d_theta.mul_(at_zero)
+                d_zi = torch.sigmoid(-zi_logits).sub_(at_zero)  # d log p(0) / d zi
+                q = q * at_zero
+                d_theta = d_theta.mul_(at_zero)
             # at the counts: d/d mu = -q + x (1/mu - 1/(theta + mu)), d/d zi = -sigmoid(zi),
             # d/d theta = (dense factor without zero inflation) - x/(theta + mu) + digammas
             count_mu = counts * (1.0 / (mu_nz + _EPS) - 1.0 / total_nz) - theta_nz / total_nz
@@ -76,7 +70,7 @@ class _CountNLL(torch.autograd.Function):
                 + torch.digamma(counts + theta_nz)
                 - torch.digamma(theta_nz)
             )
-            count_zi = None if zi_logits is None else -torch.sigmoid(zi_nz)
+            count_zi = None if zi_logits is None else -torch.sigmoid(zi_logits[rows, cols])
             ctx.save_for_backward(q, d_theta, d_zi, rows, cols, count_mu, count_theta, count_zi)
             ctx.theta_shape = theta.shape
         return -log_likelihood
@@ -90,15 +84,12 @@ class _CountNLL(torch.autograd.Function):
         grad_mu[rows, cols] = scale_nz * count_mu
         grad_theta = None
         if ctx.needs_input_grad[1]:
-            # the dense factor weighted by each cell's scale, with the counts' entries replaced
-            replaced = scale_nz * (count_theta - d_theta[rows, cols])
-            if len(ctx.theta_shape) == 1:
-                grad_theta = (scale.t() @ d_theta).squeeze(0).index_add_(0, cols, replaced)
-            else:
-                grad_theta = d_theta.mul(scale).index_put_((rows, cols), replaced, accumulate=True)
+            dense_theta = d_theta.mul_(scale)
+            dense_theta[rows, cols] = scale_nz * count_theta
+            grad_theta = dense_theta.sum_to_size(ctx.theta_shape)
         grad_zi = None
         if d_zi is not None and ctx.needs_input_grad[2]:
-            grad_zi = d_zi.mul(scale)
+            grad_zi = d_zi.mul_(scale)
             grad_zi[rows, cols] = scale_nz * count_zi
         return grad_mu, grad_theta, grad_zi, None, None, None, None
 
