@@ -377,10 +377,12 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         ``model.history["epochs"]`` and ``model.history["phases"]`` hold one row per epoch
         and per phase.
 
-        After training (also after an interruption that kept the best weights), one pass over
-        the paired cells fits the depth model of generated epigenomes: ``log1p`` of each
-        cell's open regions on ``log1p`` of its RNA library size and its RNA latent (ridge
-        least squares); :meth:`predict_modality` uses it.
+        After training (also after an interruption that kept the best weights), two fits
+        make generated binary epigenomes (:meth:`predict_modality`) realistic: their depth,
+        ``log1p`` of each paired cell's open regions on ``log1p`` of its RNA library size and
+        its RNA latent (ridge least squares), and how far their profiles are shrunk towards
+        the training cells' region frequencies (the weight under which the validation cells'
+        measured calls are most likely given their RNA; 0 without validation cells).
 
         Raises
         ------

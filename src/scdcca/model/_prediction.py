@@ -2,8 +2,8 @@
 
 :class:`PredictionMixin` gives :class:`~scdcca.DCCA` ``predict_modality`` (encode with one
 VAE, decode with the other's decoder, which attention transfer makes meaningful because the
-two latents are pulled onto each other) and the minibatch stream over new data used by every
-getter: a MuData or a single-modality AnnData, its features re-ordered or a superset.
+two latents are pulled onto each other), for the registered cells or new ones (read through
+:class:`~scdcca.model._access.StreamMixin`).
 """
 
 from __future__ import annotations
@@ -28,10 +28,8 @@ Modality = Literal["rna", "epi"]
 
 
 class PredictionMixin(StreamMixin):
-    """Getters over new data and cross-modal prediction for :class:`~scdcca.DCCA`."""
+    """Cross-modal prediction for :class:`~scdcca.DCCA`, of registered or new cells."""
 
-    # ------------------------------------------------------------------ new data
-    # ------------------------------------------------------------------ prediction
     @torch.inference_mode()
     def _predicted_batches(
         self,

@@ -509,7 +509,8 @@ def _check_matrices(
     """Scan both matrices; refuse non-finite values anywhere.
 
     Whether RNA must be counts depends on the likelihood, so :func:`check_model_input`
-    checks that when the model is built (from these scans, which the manager keeps).
+    checks that when the model is built (from these scans, which the manager keeps; see
+    :func:`registered_scans`).
     ``stacklevel`` of the input warnings counts from the caller of this function.
     """
     scanned = {}
