@@ -109,13 +109,17 @@ def _own_type_first(scores: pd.DataFrame, labels: np.ndarray) -> tuple[pd.DataFr
     return mean, hits, float(np.mean(ranks))
 
 
-def set_means(matrix, var_names: pd.Index, peak_sets: dict[str, list[str]]) -> pd.DataFrame:
+def set_means(
+    matrix, var_names: pd.Index, peak_sets: dict[str, list[str]], calls: bool
+) -> pd.DataFrame:
     """Each set's mean accessibility per cell over the cell's mean over all peaks (no chromVAR).
 
-    Raw calls are read as open (> 0) or not, as the model reads them.
+    With ``calls`` (raw data) entries are read as open (> 0) or not, as the model reads them.
     """
-    if scipy.sparse.issparse(matrix):
+    if calls:
         matrix = scipy.sparse.csr_matrix(matrix > 0, dtype=np.float32)
+    elif scipy.sparse.issparse(matrix):
+        matrix = scipy.sparse.csr_matrix(matrix, dtype=np.float32)
     else:
         matrix = np.asarray(matrix, dtype=np.float32)
     cell_mean = np.asarray(matrix.mean(1)).ravel().clip(1e-9)
@@ -151,7 +155,7 @@ def marker_activity(mdata, genes, labels, args) -> tuple[list[str], dict[str, pd
         mean, hits, rank = _own_type_first(z, cell_labels)
         _, dev_hits, dev_rank = _own_type_first(deviation, cell_labels)
         matrix = atac.X if layer is None else atac.layers[layer]
-        plain = set_means(matrix, atac.var_names, peak_sets)
+        plain = set_means(matrix, atac.var_names, peak_sets, calls=layer is None)
         _, plain_hits, plain_rank = _own_type_first(plain, cell_labels)
         if layer != "measured_depth":
             means[name] = mean

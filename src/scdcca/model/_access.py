@@ -21,7 +21,7 @@ from mudata import MuData
 from scipy import sparse
 
 from scdcca._blocks import row_slices
-from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY, TENSOR_KEYS
+from scdcca._constants import BATCH_KEY, MODALITIES, OBSERVED_KEYS, TENSOR_KEYS
 
 from . import _arguments as arguments
 from . import _validation as validate
@@ -126,16 +126,11 @@ class StreamMixin:
         vae = self.module.vae(modality)
         with torch.inference_mode():
             for tensors in self._minibatches(mdata, indices, batch_size, (modality,)):
-                inference = self.module.inference(
-                    tensors.get(RNA_KEY),
-                    tensors.get(EPI_KEY),
-                    tensors.get(BATCH_KEY),
-                    modalities=(modality,),
-                )
-                library = inference[f"library_{modality}"]
-                if not observed_library:
-                    library = torch.ones_like(library) if modality == "rna" else 0 * library
                 z = self.module.latent_or_predicted(modality, tensors)
+                if observed_library:
+                    library = self.module.library(modality, tensors)
+                else:
+                    library = self.module.typical_library(modality, z)
                 px = vae.decode(z, library, tensors.get(BATCH_KEY))
                 out = px.mean if (observed_library and modality == "rna") else vae.normalized(px)
                 yield out.cpu().numpy()

@@ -585,8 +585,7 @@ class DifferentialMixin(StreamMixin):
                 modalities=(modality,),
             )
             z = inference[f"qz_{modality}"].sample()
-            fill = 1.0 if modality == "rna" else 0.0  # unit library / mean depth offset
-            library = torch.full((z.shape[0], 1), fill, device=z.device, dtype=z.dtype)
+            library = self.module.typical_library(modality, z)
             observed = tensors.get(BATCH_KEY)
             decoded = []
             for code in codes:

@@ -151,6 +151,25 @@ class DCCAModule(BaseModuleClass):
         return vae.encode(x, tensors.get(BATCH_KEY)).loc
 
     @auto_move_data
+    def library(self, modality: str, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Each cell's own library: RNA library size, or the epigenome's log depth offset."""
+        vae = self.vae(modality)
+        x = tensors[RNA_KEY if modality == "rna" else EPI_KEY]
+        if modality == "epi":
+            x, _ = vae.prepare(x)
+        return vae.library(x)
+
+    @staticmethod
+    def typical_library(modality: str, z: torch.Tensor) -> torch.Tensor:
+        """The library of a typical cell, one row per row of ``z``.
+
+        A unit RNA library (decoded values are proportions), or the epigenome's mean depth
+        (log offset 0).
+        """
+        fill = 1.0 if modality == "rna" else 0.0
+        return torch.full((z.shape[0], 1), fill, device=z.device, dtype=z.dtype)
+
+    @auto_move_data
     def latent_or_predicted(self, modality: str, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """Posterior mean of ``modality``'s latent, predicted for cells that lack it.
 
