@@ -7,7 +7,14 @@ from collections.abc import Iterable
 import torch
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 
-from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY
+from scdcca._constants import (
+    BATCH_KEY,
+    EPI_KEY,
+    MODALITIES,
+    OBSERVED_KEYS,
+    RNA_KEY,
+    TENSOR_KEYS,
+)
 
 from ._components import (
     RNAVAE,
@@ -141,23 +148,22 @@ class DCCAModule(BaseModuleClass):
             raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}.")
         return self.rna if modality == "rna" else self.epi
 
+    def _view(self, modality: str, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The minibatch's data of ``modality`` as its VAE reads it (binary calls for epi)."""
+        vae = self.vae(modality)  # checks the name
+        x = tensors[TENSOR_KEYS[modality]]
+        return vae.prepare(x)[0] if modality == "epi" else x
+
     @auto_move_data
     def posterior_mean(self, modality: str, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """Posterior mean of one modality's latent for a minibatch (no sampling)."""
-        vae = self.vae(modality)
-        x = tensors[RNA_KEY if modality == "rna" else EPI_KEY]
-        if modality == "epi":
-            x, _ = vae.prepare(x)
-        return vae.encode(x, tensors.get(BATCH_KEY)).loc
+        x = self._view(modality, tensors)
+        return self.vae(modality).encode(x, tensors.get(BATCH_KEY)).loc
 
     @auto_move_data
     def library(self, modality: str, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """Each cell's own library: RNA library size, or the epigenome's log depth offset."""
-        vae = self.vae(modality)
-        x = tensors[RNA_KEY if modality == "rna" else EPI_KEY]
-        if modality == "epi":
-            x, _ = vae.prepare(x)
-        return vae.library(x)
+        return self.vae(modality).library(self._view(modality, tensors))
 
     @staticmethod
     def typical_library(modality: str, z: torch.Tensor) -> torch.Tensor:
