@@ -76,6 +76,40 @@ def test_latents_and_denoised_outputs(trained_kidney):
     assert dense[observed].mean() > 3 * dense[~observed].mean()
 
 
+def test_joint_latent_weighs_the_epigenome_half_by_its_r2_on_validation_cells(trained_kidney):
+    model, _ = trained_kidney
+    k = model.module.n_latent
+    validation = np.asarray(model.validation_indices)
+    z_rna = model.get_latent_representation(modality="rna")
+    z_epi = model.get_latent_representation(modality="epi")
+    rna, epi = z_rna[validation].astype(float), z_epi[validation].astype(float)
+    r2 = 1 - ((rna - epi) ** 2).sum() / ((rna - rna.mean(0)) ** 2).sum()
+    weight = model.joint_epi_weight
+    print(f"validation R2 of z_rna from z_epi: {r2:.3f}, joint weight {weight:.3f}")
+    assert weight == pytest.approx(min(max(r2, 0.0), 1.0), abs=1e-4)
+    joint = model.get_latent_representation()
+    np.testing.assert_allclose(joint[:, :k], z_rna, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(joint[:, k:], weight * z_epi, rtol=1e-5, atol=1e-6)
+    plain = model.get_latent_representation(epi_weight=1.0)
+    np.testing.assert_allclose(plain, np.hstack([z_rna, z_epi]), rtol=1e-5, atol=1e-6)
+    # the halves are written unweighted, the joint latent weighted, the weight in the settings
+    mdata = read("scicar_kidney")
+    model.write_results(mdata, denoised=False)
+    np.testing.assert_allclose(mdata.obsm["X_dcca"], joint, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mdata["atac"].obsm["X_dcca"], z_epi, rtol=1e-5, atol=1e-6)
+    assert mdata.uns["dcca"]["joint_epi_weight"] == pytest.approx(weight)
+    # a save made before the weight existed loads as the plain concatenation
+    state = {
+        key: value for key, value in model.module.state_dict().items() if key != "joint_epi_weight"
+    }
+    before = model.module.joint_epi_weight.clone()
+    try:
+        model.module.load_state_dict(state)
+        assert model.joint_epi_weight == 1.0
+    finally:
+        model.module.joint_epi_weight.copy_(before)
+
+
 def test_write_results_round_trip_and_scanpy(trained_kidney, tmp_path):
     model, _ = trained_kidney
     mdata = read("scicar_kidney")
@@ -132,6 +166,7 @@ def test_save_load_gives_identical_latents(trained_kidney, tmp_path):
     )
     assert loaded.history["phases"].equals(model.history["phases"])
     assert loaded.schedule_ == model.schedule_
+    assert loaded.joint_epi_weight == model.joint_epi_weight
     with_data = scdcca.DCCA.load(tmp_path / "kidney_model", adata=mdata)
     np.testing.assert_array_equal(
         with_data.get_latent_representation(modality="epi"),
@@ -212,6 +247,8 @@ def test_training_on_every_cell_monitors_the_training_loss():
     # no validation cells to weigh the region frequencies on: generation is the decoder's
     assert float(model.module.epi_region_weight) == 0.0
     assert torch.isfinite(model.module.epi_region_logit).all()
+    # nor the joint latent's epigenome half: the plain concatenation
+    assert model.joint_epi_weight == 1.0
 
 
 def test_kl_warmup_counted_in_optimiser_steps():

@@ -25,6 +25,7 @@ from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA
 
 from . import _arguments as arguments
 from . import _generation as generation
+from . import _joint as joint
 from . import _results as results
 from . import _saving as saving
 from . import _validation as validate
@@ -383,6 +384,8 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         its RNA latent (ridge least squares), and how far their profiles are shrunk towards
         the training cells' region frequencies (the weight under which the validation cells'
         measured calls are most likely given their RNA; 0 without validation cells).
+        The weight of the epigenome half of the joint latent (:attr:`joint_epi_weight`) is
+        then fitted on the paired validation cells.
 
         Raises
         ------
@@ -496,7 +499,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
                 if epochs:  # diverged after learning: the best weights stay usable
                     self.module.eval()
                     self.is_trained_ = True
-                    self._fit_generation()
+                    self._fit_after_training()
                 raise
             restore_sigint(sigint_handler)
             if not epochs:
@@ -508,18 +511,16 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             self.is_trained_ = True
         finally:
             self._record_history(epochs, ran, schedule)
-        self._fit_generation()
+        self._fit_after_training()
 
-    def _fit_generation(self) -> None:
-        """Fit the depth and region shrinkage of generated binary epigenomes.
+    def _fit_after_training(self) -> None:
+        """Fit the joint latent's epigenome weight and what generating an epigenome needs.
 
-        :func:`~scdcca.model._generation.fit_depth` over the paired cells and
-        :func:`~scdcca.model._generation.fit_region_prior` with the paired training cells'
-        region frequencies, weighted on at most 500 paired validation cells. Nothing to fit
-        for a continuous (Gaussian) epigenome.
+        :func:`~scdcca.model._joint.fit_joint_weight` on the paired validation cells. For a
+        binary epigenome also :func:`~scdcca.model._generation.fit_depth` over the paired
+        cells and :func:`~scdcca.model._generation.fit_region_prior` with the paired training
+        cells' region frequencies, weighted on at most 500 paired validation cells.
         """
-        if self.module.epi.likelihood != "bernoulli":
-            return
         paired = self._observed_cells("epi", "rna")
         every = np.arange(self.adata.n_obs) if paired is None else paired
 
@@ -529,6 +530,11 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
 
         training = cells(getattr(self, "train_indices", None))
         validation = cells(getattr(self, "validation_indices", None))
+        joint.fit_joint_weight(
+            self.module, self._minibatches(None, validation, None) if len(validation) else None
+        )
+        if self.module.epi.likelihood != "bernoulli":
+            return
         if len(validation) > 500:
             validation = np.sort(np.random.default_rng(0).choice(validation, 500, replace=False))
         if len(training) == 0:  # trained elsewhere or interrupted before the split existed
@@ -660,6 +666,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         modality: Literal["rna", "epi", "joint"] = "joint",
         indices: Sequence[int] | None = None,
         batch_size: int | None = None,
+        epi_weight: float | None = None,
     ) -> np.ndarray:
         """Posterior means of the latents.
 
@@ -672,11 +679,15 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             order or more features; missing ones are an error.
         modality
             ``"rna"`` (``z_rna``), ``"epi"`` (``z_epi``) or ``"joint"`` (both side by side,
-            ``2 * n_latent`` columns, RNA first).
+            ``[z_rna, epi_weight * z_epi]``, ``2 * n_latent`` columns, RNA first).
         indices
             Cells to encode (all by default).
         batch_size
             Minibatch size (scvi's default if ``None``).
+        epi_weight
+            Factor of the epigenome half of the joint latent: ``None`` for
+            :attr:`joint_epi_weight`, which training fits on the validation cells; ``1.0``
+            for the plain concatenation. Ignored for ``"rna"`` and ``"epi"``.
 
         Returns
         -------
@@ -694,7 +705,24 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             torch.cat([self.module.latent_or_predicted(m, t) for m in wanted], dim=1).cpu()
             for t in self._minibatches(mdata, indices, batch_size, modalities=wanted)
         ]
-        return torch.cat(parts).numpy()
+        latent = torch.cat(parts).numpy()
+        if modality == "joint":
+            weight = self.joint_epi_weight if epi_weight is None else float(epi_weight)
+            latent[:, self.module.n_latent :] *= weight
+        return latent
+
+    @property
+    def joint_epi_weight(self) -> float:
+        """Factor of the epigenome half in the joint latent, in ``[0, 1]``.
+
+        Training sets it to the fraction of the RNA latent's variance that the epigenome
+        latent predicts in the validation cells (R², clipped): near 1 where the regions place
+        unseen cells as their RNA does, 0 where the epigenome latent of unseen cells predicts
+        the RNA latent no better than its mean, so that it adds no noise to the joint
+        latent's distances. 1 (the plain concatenation) without validation cells
+        (``train_size=1.0``) and for models saved before the weight existed.
+        """
+        return float(self.module.joint_epi_weight)
 
     def _cell_and_feature_names(self, mdata, modality: Modality, indices) -> tuple:
         return self._cell_names(mdata, indices), self.model_features(modality)
@@ -774,7 +802,8 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
 
         Keys written (see :mod:`scdcca._constants`):
 
-        - ``mdata.obsm["X_dcca"]``: joint latent, ``[z_rna, z_epi]`` side by side.
+        - ``mdata.obsm["X_dcca"]``: joint latent, ``[z_rna, joint_epi_weight * z_epi]`` side
+          by side (:attr:`joint_epi_weight`).
         - ``mdata[rna].obsm["X_dcca"]`` and ``mdata[epi].obsm["X_dcca"]``: each modality's latent.
         - ``mdata[rna].layers["dcca_denoised"]``: denoised expression, each cell scaled to
           ``rna_library_size`` counts (ready for ``sc.pp.log1p``).

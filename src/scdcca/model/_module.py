@@ -81,6 +81,8 @@ class DCCAModule(BaseModuleClass):
         # generated epigenome logits: lerp(decoder logits, epi_region_logit, epi_region_weight)
         self.register_buffer("epi_region_logit", torch.zeros(n_regions))
         self.register_buffer("epi_region_weight", torch.tensor(0.0))
+        # joint latent: [z_rna, joint_epi_weight * z_epi] (fitted by _joint.fit_joint_weight)
+        self.register_buffer("joint_epi_weight", torch.tensor(1.0))
         self.rna = RNAVAE(
             n_genes,
             n_latent,
@@ -103,16 +105,18 @@ class DCCAModule(BaseModuleClass):
         )
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """As :meth:`torch.nn.Module.load_state_dict`, accepting saves without generation fits.
+        """As :meth:`torch.nn.Module.load_state_dict`, accepting saves without the later fits.
 
-        Such saves keep this module's depth fit (the typical depth for a new module) and
-        generate from the decoder alone (region weight 0).
+        Saves without generation fits keep this module's depth fit (the typical depth for a
+        new module) and generate from the decoder alone (region weight 0); saves without a
+        joint weight give the plain concatenation (weight 1).
         """
         state_dict = dict(state_dict)
         state_dict.setdefault("epi_depth_fit", self.epi_depth_fit)
         state_dict.setdefault("epi_depth_latent", torch.zeros_like(self.epi_depth_latent))
         state_dict.setdefault("epi_region_logit", torch.zeros_like(self.epi_region_logit))
         state_dict.setdefault("epi_region_weight", torch.zeros_like(self.epi_region_weight))
+        state_dict.setdefault("joint_epi_weight", torch.ones_like(self.joint_epi_weight))
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def expected_epi_depth(self, x_rna: torch.Tensor, z_rna: torch.Tensor) -> torch.Tensor:

@@ -75,8 +75,12 @@ def write(
         name: _feature_order(mdata.mod[name].var_names, model.model_features(role), name)
         for name, role in ((rna, "rna"), (epi, "epi"))
     }
-    joint = model.get_latent_representation(source, modality="joint", batch_size=batch_size)
-    n_latent = joint.shape[1] // 2
+    both = model.get_latent_representation(
+        source, modality="joint", batch_size=batch_size, epi_weight=1.0
+    )
+    n_latent = both.shape[1] // 2
+    weight = model.joint_epi_weight
+    joint = np.hstack([both[:, :n_latent], weight * both[:, n_latent:]])
     layers = {rna: None, epi: None}
     if denoised:
         layers[rna] = model.get_normalized_expression(
@@ -92,7 +96,7 @@ def write(
             {"rna": observed["rna"], "epi": observed["epi"]}, index=mdata.obs_names
         )
         writes.append((mdata.obsm, OBSERVED_OBSM_KEY, frame))
-    halves = {rna: joint[:, :n_latent], epi: joint[:, n_latent:]}
+    halves = {rna: both[:, :n_latent], epi: both[:, n_latent:]}
     for name, layer in layers.items():
         rows = _modality_rows(mdata, name)
         half = halves[name] if rows is None else halves[name][rows]
@@ -109,7 +113,8 @@ def write(
         "rna_modality": rna,
         "epi_modality": epi,
         "n_latent": int(n_latent),
-        "joint_latent": "mdata.obsm['X_dcca'] = [z_rna, z_epi]",
+        "joint_latent": "mdata.obsm['X_dcca'] = [z_rna, joint_epi_weight * z_epi]",
+        "joint_epi_weight": float(weight),
         "unpaired_cells": "a cell lacking a modality gets the other modality's latent for it; "
         f"mdata.obsm[{OBSERVED_OBSM_KEY!r}] says which halves were measured",
         "rna_likelihood": str(init.get("rna_likelihood", "zinb")),
