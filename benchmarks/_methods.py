@@ -128,6 +128,7 @@ def _dcca(job: Job, schedule: str) -> Arrays:
     if "epochs" in history:
         job.info["epochs"] = len(history["epochs"])
     job.info["region_weight"] = round(float(model.module.epi_region_weight), 2)
+    job.info["joint_epi_weight"] = round(model.joint_epi_weight, 2)
     if job.task == "cross_modal":
         held = _mdata(job, job.test)
         rna_only = held[RNA].copy()

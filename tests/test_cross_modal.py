@@ -199,8 +199,13 @@ def test_unpaired_cells_train_and_get_every_latent(unpaired_kidney):
     assert not observed.loc[epi_only, "rna"].any()
     assert observed["rna"].sum() == mdata["rna"].n_obs
     # the latent of a missing modality is the transferred one: the measured modality's latent
+    # (the joint latent's epigenome half carries its weight)
     rna_only_rows = mdata.obs_names.get_indexer(rna_only)
-    np.testing.assert_array_equal(joint[rna_only_rows, k:], joint[rna_only_rows, :k])
+    plain = model.get_latent_representation(model.adata, epi_weight=1.0)
+    np.testing.assert_array_equal(plain[rna_only_rows, k:], plain[rna_only_rows, :k])
+    np.testing.assert_allclose(
+        joint[rna_only_rows, k:], model.joint_epi_weight * joint[rna_only_rows, :k], atol=1e-6
+    )
     # each modality gets its own cells' latent and denoised layer
     assert mdata["atac"].obsm["X_dcca"].shape == (mdata["atac"].n_obs, k)
     assert mdata["rna"].layers["dcca_denoised"].shape == mdata["rna"].shape
