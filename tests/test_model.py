@@ -92,6 +92,9 @@ def test_joint_latent_weighs_the_epigenome_half_by_its_r2_on_validation_cells(tr
     np.testing.assert_allclose(joint[:, k:], weight * z_epi, rtol=1e-5, atol=1e-6)
     plain = model.get_latent_representation(epi_weight=1.0)
     np.testing.assert_allclose(plain, np.hstack([z_rna, z_epi]), rtol=1e-5, atol=1e-6)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="epi_weight must be a finite number >= 0"):
+            model.get_latent_representation(epi_weight=bad)
     # the halves are written unweighted, the joint latent weighted, the weight in the settings
     mdata = read("scicar_kidney")
     model.write_results(mdata, denoised=False)

@@ -696,6 +696,12 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         wanted = MODALITIES if modality == "joint" else (modality,)
         if modality not in ("rna", "epi", "joint"):
             raise ValueError(f"modality must be 'rna', 'epi' or 'joint', got {modality!r}.")
+        if epi_weight is not None and not 0.0 <= float(epi_weight) < float("inf"):
+            raise ValueError(
+                f"epi_weight must be a finite number >= 0, got {epi_weight!r}: it multiplies the "
+                "epigenome half of the joint latent (None: the fitted joint_epi_weight, 1.0: "
+                "the plain concatenation)."
+            )
         if isinstance(mdata, AnnData) and modality == "joint":
             raise ValueError(
                 "An AnnData holds one modality: ask for modality='rna' or 'epi', or pass a "
