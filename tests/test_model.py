@@ -113,6 +113,42 @@ def test_joint_latent_weighs_the_epigenome_half_by_its_r2_on_validation_cells(tr
         model.module.joint_epi_weight.copy_(before)
 
 
+class _LatentStub:
+    """Stands in for the module: each minibatch holds the two latents directly."""
+
+    def __init__(self):
+        self.joint_epi_weight = torch.tensor(-1.0)
+
+    @staticmethod
+    def posterior_mean(modality, tensors):
+        return tensors[modality]
+
+
+def test_joint_weight_is_the_clipped_r2_of_the_rna_latent_from_the_epigenome_latent():
+    from scdcca.model._joint import fit_joint_weight
+
+    z_rna = torch.randn(300, 6, generator=torch.Generator().manual_seed(0))
+    centre = z_rna.mean(0)
+
+    def weight(z_epi, chunks=3):
+        stub = _LatentStub()
+        batches = [
+            {"rna": r, "epi": e}
+            for r, e in zip(z_rna.chunk(chunks), z_epi.chunk(chunks), strict=True)
+        ]
+        fit_joint_weight(stub, batches)
+        return float(stub.joint_epi_weight)
+
+    # halfway to the mean: a quarter of the variance left unexplained, over any minibatching
+    assert weight(0.5 * z_rna + 0.5 * centre) == pytest.approx(0.75, abs=1e-6)
+    assert weight(0.5 * z_rna + 0.5 * centre, chunks=7) == pytest.approx(0.75, abs=1e-6)
+    assert weight(z_rna.clone()) == pytest.approx(1.0)
+    assert weight(-z_rna) == 0.0  # worse than the mean: clipped
+    stub = _LatentStub()
+    fit_joint_weight(stub, None)  # no validation cells: the plain concatenation
+    assert float(stub.joint_epi_weight) == 1.0
+
+
 def test_write_results_round_trip_and_scanpy(trained_kidney, tmp_path):
     model, _ = trained_kidney
     mdata = read("scicar_kidney")

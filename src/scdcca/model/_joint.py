@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 
 from ._module import DCCAModule
@@ -43,3 +44,10 @@ def fit_joint_weight(module: DCCAModule, validation: Batches | None) -> None:
         spread = float((squares - total.pow(2) / n).sum())
         weight = min(max(1.0 - residual / spread, 0.0), 1.0) if spread > 0 else 0.0
     module.joint_epi_weight.fill_(weight)
+
+
+def weigh_joint(latent: np.ndarray, n_latent: int, weight: float) -> np.ndarray:
+    """``[z_rna, weight * z_epi]`` from the plain concatenation ``latent`` (a new array)."""
+    out = np.array(latent, copy=True)
+    out[:, n_latent:] *= weight
+    return out

@@ -712,10 +712,10 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             for t in self._minibatches(mdata, indices, batch_size, modalities=wanted)
         ]
         latent = torch.cat(parts).numpy()
-        if modality == "joint":
-            weight = self.joint_epi_weight if epi_weight is None else float(epi_weight)
-            latent[:, self.module.n_latent :] *= weight
-        return latent
+        if modality != "joint":
+            return latent
+        weight = self.joint_epi_weight if epi_weight is None else float(epi_weight)
+        return joint.weigh_joint(latent, self.module.n_latent, weight)
 
     @property
     def joint_epi_weight(self) -> float:

@@ -16,6 +16,7 @@ from scdcca._constants import (
     UNS_KEY,
 )
 
+from ._joint import weigh_joint
 from ._pairing import observed_cells
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def write(
     )
     n_latent = both.shape[1] // 2
     weight = model.joint_epi_weight
-    joint = np.hstack([both[:, :n_latent], weight * both[:, n_latent:]])
+    joint = weigh_joint(both, n_latent, weight)
     layers = {rna: None, epi: None}
     if denoised:
         layers[rna] = model.get_normalized_expression(
