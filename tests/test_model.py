@@ -27,7 +27,7 @@ def test_training_lowers_both_reconstruction_losses(trained_kidney):
     assert rna.iloc[-1] < 0.95 * rna.iloc[0]
     assert epi.iloc[-1] < 0.5 * epi.iloc[0]
     phases = model.history["phases"]
-    assert list(phases["name"]) == ["rna", "epi", "epi<-rna", "rna<-epi"]
+    assert list(phases["name"]) == ["rna", "epi", "epi<-rna", "rna<-epi", "epi decoder"]
     assert (phases["epochs"] > 0).all()
 
 
@@ -169,7 +169,13 @@ def test_write_results_round_trip_and_scanpy(trained_kidney, tmp_path):
         back["atac"].layers["dcca_denoised"], mdata["atac"].layers["dcca_denoised"]
     )
     assert back.uns["dcca"]["epi_modality"] == "atac"
-    assert list(back.uns["dcca"]["schedule"]) == ["rna", "epi", "epi<-rna", "rna<-epi"]
+    assert list(back.uns["dcca"]["schedule"]) == [
+        "rna",
+        "epi",
+        "epi<-rna",
+        "rna<-epi",
+        "epi decoder",
+    ]
     sc.pp.neighbors(back["rna"], use_rep="X_dcca")
     sc.tl.umap(back["rna"])
     assert back["rna"].obsm["X_umap"].shape == (mdata.n_obs, 2)
@@ -218,7 +224,12 @@ def test_alternating_schedule_trains_both_vaes():
     mdata = read("scicar_kidney")
     scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
     model = scdcca.DCCA(mdata)
-    model.train(schedule="alternating", max_epochs_per_phase=6, enable_progress_bar=False)
+    model.train(
+        schedule="alternating",
+        max_epochs_per_phase=6,
+        refine_epi_decoder=False,
+        enable_progress_bar=False,
+    )
     epochs = model.history["epochs"]
     assert set(epochs["phase_name"]) == {"rna<->epi"}
     assert epochs["reconstruction_rna"].iloc[-1] < epochs["reconstruction_rna"].iloc[0]
@@ -276,7 +287,9 @@ def test_training_on_every_cell_monitors_the_training_loss():
     mdata = read("scicar_kidney")[:600].copy()
     scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
     model = scdcca.DCCA(mdata, n_latent=5)
-    model.train(train_size=1.0, max_epochs_per_phase=3, enable_progress_bar=False)
+    model.train(
+        train_size=1.0, max_epochs_per_phase=3, refine_epi_decoder=False, enable_progress_bar=False
+    )
     epochs = model.history["epochs"]
     assert len(epochs) == 3
     assert epochs["validation_loss"].isna().all()
@@ -300,6 +313,7 @@ def test_kl_warmup_counted_in_optimiser_steps():
         max_epochs_per_phase=3,
         batch_size=batch_size,
         plan_kwargs={"n_steps_kl_warmup": n_steps},
+        refine_epi_decoder=False,
         enable_progress_bar=False,
     )
     steps_per_epoch = -(-len(model.train_indices) // batch_size)
@@ -345,7 +359,12 @@ def test_training_again_after_the_getters_trains_in_training_mode():
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             modes.append(all(m.training for m in pl_module.module.modules()))
 
-    model.train(max_epochs_per_phase=1, callbacks=[Mode()], enable_progress_bar=False)
+    model.train(
+        max_epochs_per_phase=1,
+        callbacks=[Mode()],
+        refine_epi_decoder=False,
+        enable_progress_bar=False,
+    )
     assert modes
     assert all(modes)
     assert not model.module.training  # back in evaluation mode for the getters

@@ -43,7 +43,7 @@ from ._pairing import OBSERVED_COLUMNS, is_paired, padded_twin, share_registrati
 from ._phases import only_students_learn, phase_plan_kwargs, phase_record
 from ._prediction import PredictionMixin
 from ._quiet import quiet_third_party
-from ._schedule import ScheduleName, build_schedule
+from ._schedule import Phase, ScheduleName, build_schedule
 from ._training_plan import MONITOR, MONITOR_TRAIN, DCCATrainingPlan
 
 logger = logging.getLogger(__name__)
@@ -309,6 +309,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         lr: float = 1e-3,
         batch_size: int = 128,
         patience: int = 5,
+        refine_epi_decoder: bool = True,
         train_size: float = 0.9,
         validation_size: float | None = None,
         accelerator: str = "auto",
@@ -323,8 +324,9 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         ----------
         max_epochs_per_phase
             Upper bound on each phase's epochs; phases usually stop earlier on a plateau.
-            ``max_epochs=N`` (scvi-tools' name) is accepted too and sets the bound for all
-            phases together: ``N // n_phases`` epochs each (at least 1).
+            ``max_epochs=N`` (scvi-tools' name) is accepted too and sets the bound for the
+            schedule's phases together: ``N // n_phases`` epochs each (at least 1); the
+            decoder refinement gets the same bound.
         schedule
             ``"alternating"`` (default: both VAEs every minibatch, each pulled towards the
             other's detached latent) or ``"cycle"`` (the paper's phases, one VAE at a time).
@@ -347,6 +349,13 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         patience
             Epochs without improvement of the monitored loss before the learning rate decays;
             a phase ends after ``2 * patience`` epochs without improvement.
+        refine_epi_decoder
+            After the schedule, train the epigenome decoder alone on the epigenome encoder's
+            posterior means (encoders frozen), stopped like any phase. A VAE decoder trained
+            on posterior samples blurs neighbouring cell states into each other where the
+            posterior is wide compared with the distances between states, as it is for
+            sparse epigenomes; refined, the denoised and generated epigenomes keep more of
+            each state's own regions. ``False``: the decoder as the schedule left it.
         train_size, validation_size
             Split of the cells (see :class:`scvi.dataloaders.DataSplitter`). The held-out
             cells decide early stopping; with ``train_size=1.0`` every cell trains and the
@@ -397,6 +406,8 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         if "max_epochs" in trainer_kwargs:  # scvi-tools' habit: a total over all phases
             max_epochs = arguments.positive_int("max_epochs", trainer_kwargs.pop("max_epochs"))
             max_epochs_per_phase = max(1, max_epochs // len(phases))
+        if refine_epi_decoder:
+            phases.append(Phase(students=("epi",), decoder_only=True))
         arguments.check_training(
             max_epochs_per_phase,
             n_cycles,
@@ -459,7 +470,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
                     # scvi-tools leaves a trained module in evaluation mode; Lightning keeps
                     # each submodule's mode, so training mode (sampling, dropout) is set here
                     self.module.train()
-                    with quiet_third_party(), only_students_learn(self.module, phase.students):
+                    with quiet_third_party(), only_students_learn(self.module, phase):
                         self._train_runner_cls(
                             self,
                             training_plan=plan,
@@ -653,7 +664,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         history["epochs"] = pd.DataFrame(epochs)
         history["phases"] = pd.DataFrame(phases)
         self.history_ = history
-        names = ("students", "teacher", "weights")
+        names = ("students", "teacher", "weights", "decoder_only")
         self.schedule_ = [
             {"schedule": schedule, **{k: p[k] for k in names}, "name": p["name"]} for p in phases
         ]

@@ -217,8 +217,13 @@ class DCCAModule(BaseModuleClass):
         batch_index: torch.Tensor | None = None,
         modalities: Iterable[str] = MODALITIES,
         n_samples: int = 1,
+        sample: bool = True,
     ) -> dict:
-        """Encode the requested modalities; returns ``qz_*``, ``z_*``, ``library_*``."""
+        """Encode the requested modalities; returns ``qz_*``, ``z_*``, ``library_*``.
+
+        ``z_*`` is a sample of the posterior while training (``sample=False``: its mean, as
+        in evaluation mode).
+        """
         modalities = tuple(modalities)
         out: dict = {"modalities": modalities}
         for modality in modalities:
@@ -231,7 +236,7 @@ class DCCAModule(BaseModuleClass):
                 out["x_epi_prepared"] = x
             qz = vae.encode(x, batch_index)
             out[f"qz_{modality}"] = qz
-            out[f"z_{modality}"] = qz.rsample() if self.training else qz.loc
+            out[f"z_{modality}"] = qz.rsample() if self.training and sample else qz.loc
             out[f"library_{modality}"] = vae.library(x)
         return out
 

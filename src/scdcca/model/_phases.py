@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-
-from scdcca._constants import MODALITIES
 
 from ._callbacks import BestWeights
 from ._module import DCCAModule
@@ -14,26 +12,28 @@ from ._training_plan import KL_WARMUP_EPOCHS
 
 
 @contextmanager
-def only_students_learn(module: DCCAModule, students: Sequence[str]) -> Iterator[None]:
-    """Freeze the VAEs that are not students (``requires_grad`` off) for the ``with`` block.
+def only_students_learn(module: DCCAModule, phase: Phase) -> Iterator[None]:
+    """Freeze what the phase does not train (``requires_grad`` off) for the ``with`` block.
 
     A frozen teacher gets no gradient, and distributed training (DDP) sees only the weights
-    that learn in the phase.
+    that learn in the phase. In a decoder-only phase the students' encoders are frozen too
+    and put in evaluation mode, so the decoders read deterministic posterior means.
     """
-    frozen = [
-        p
-        for modality in MODALITIES
-        if modality not in students
-        for p in module.vae(modality).parameters()
-        if p.requires_grad
-    ]
+    learning = {id(p) for p in phase.parameters(module)}
+    frozen = [p for p in module.parameters() if p.requires_grad and id(p) not in learning]
+    encoders = [module.vae(m).encoder for m in phase.students] if phase.decoder_only else []
+    modes = [encoder.training for encoder in encoders]
     for parameter in frozen:
         parameter.requires_grad_(False)
+    for encoder in encoders:
+        encoder.eval()
     try:
         yield
     finally:
         for parameter in frozen:
             parameter.requires_grad_(True)
+        for encoder, mode in zip(encoders, modes, strict=True):
+            encoder.train(mode)
 
 
 def phase_plan_kwargs(plan_kwargs: dict | None, done_epochs: int, done_steps: int) -> dict:

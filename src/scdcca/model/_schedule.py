@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+import torch
+
 from scdcca._constants import MODALITIES
 
-from ._module import other_modality
+from ._module import DCCAModule, other_modality
 
 ScheduleName = Literal["cycle", "alternating"]
 
@@ -25,15 +27,22 @@ class Phase:
         phase with both students each is pulled to the other's detached latent instead.
     weights
         Attention-transfer weight of each student.
+    decoder_only
+        Only the students' decoders learn, reading their encoders' posterior means (the
+        encoders frozen, no sampling, no attention transfer): the phase that refines the
+        epigenome decoder after DCCA's schedule (see :meth:`scdcca.DCCA.train`).
     """
 
     students: tuple[str, ...]
     teacher: str | None = None
     weights: tuple[tuple[str, float], ...] = ()
+    decoder_only: bool = False
 
     @property
     def name(self) -> str:
-        """Readable label, for example ``"epi<-rna"`` or ``"rna"``."""
+        """Readable label, for example ``"epi<-rna"``, ``"rna"`` or ``"epi decoder"``."""
+        if self.decoder_only:
+            return " + ".join(self.students) + " decoder"
         if len(self.students) == 2:
             return "rna<->epi"
         student = self.students[0]
@@ -41,8 +50,17 @@ class Phase:
 
     @property
     def attention_weights(self) -> dict[str, float]:
-        """``{student: beta}`` as the module's loss takes it."""
-        return dict(self.weights)
+        """``{student: beta}`` as the module's loss takes it (empty for a decoder phase)."""
+        return {} if self.decoder_only else dict(self.weights)
+
+    def parameters(self, module: DCCAModule) -> list[torch.nn.Parameter]:
+        """The weights the phase updates: its students' VAEs, or only their decoders."""
+        return [
+            parameter
+            for student in self.students
+            for name, parameter in module.vae(student).named_parameters()
+            if not (self.decoder_only and name.startswith("encoder."))
+        ]
 
     def as_record(self) -> dict:
         """Plain-dict form for histories and ``mdata.uns``."""

@@ -93,10 +93,13 @@ class DCCATrainingPlan(TrainingPlan):
         self.phase_index = phase_index
 
     def configure_optimizers(self):
-        """Fused Adam over the students' weights, with the learning rate decayed on plateau."""
-        students = [p for m in self.phase.students for p in self.module.vae(m).parameters()]
+        """Fused Adam over the phase's weights, with the learning rate decayed on plateau."""
         optimizer = torch.optim.Adam(
-            students, lr=self.lr, eps=self.eps, weight_decay=self.weight_decay, fused=True
+            self.phase.parameters(self.module),
+            lr=self.lr,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            fused=True,
         )
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
@@ -126,7 +129,10 @@ class DCCATrainingPlan(TrainingPlan):
     def _loss(self, batch: dict, teacher_latents: dict | None, kl_weight: float):
         return self.module(
             batch,
-            inference_kwargs={"modalities": self.phase.students},
+            inference_kwargs={
+                "modalities": self.phase.students,
+                "sample": not self.phase.decoder_only,
+            },
             loss_kwargs={
                 "kl_weight": kl_weight,
                 "attention_weights": self.phase.attention_weights,
