@@ -44,6 +44,7 @@ def time_dcca(
         model.train(
             max_epochs_per_phase=epochs,
             patience=10**6,
+            refine_epi_decoder=False,  # time the schedule's epochs only
             batch_size=batch_size,
             callbacks=[timer],
             **NO_VALIDATION,

@@ -35,9 +35,9 @@ def test_two_process_ddp_on_cpu(tmp_path):
     assert [r["world_size"] for r in reports] == [2, 2]
     # both ranks took the same early-stopping decisions from the all-reduced losses
     assert reports[0]["phases"] == reports[1]["phases"]
-    assert len(reports[0]["phases"]["phase"]) == 4
+    assert len(reports[0]["phases"]["phase"]) == 5  # cycle of four, then the epi decoder
     np.testing.assert_allclose(reports[0]["validation_loss"], reports[1]["validation_loss"])
-    rna = reports[0]["reconstruction_rna"]
+    rna = [v for v in reports[0]["reconstruction_rna"] if np.isfinite(v)]  # RNA's phases
     assert rna[-1] < rna[0]
     # only rank 0 writes results and saves
     assert reports[0]["wrote_results"]

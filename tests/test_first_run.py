@@ -56,12 +56,14 @@ def test_training_is_quiet_and_says_why_each_phase_ended():
         "Sparse invariant checks",
         "LeafSpec",
         "logging interval",
+        "in eval mode",
     )
     assert not [w for w in caught if any(n in str(w.message) for n in noise)]
     ended = [m for m in messages if m.startswith("DCCA phase")]
-    assert len(ended) == 2
-    assert "phase 1/2" in ended[0]
+    assert len(ended) == 3  # the two VAEs alone, then the epigenome decoder's refinement
+    assert "phase 1/3" in ended[0]
     assert "max_epochs_per_phase=2 reached" in ended[0]
+    assert "(epi decoder)" in ended[2]
     # the caller's filters and Lightning's logger are as they were
     assert not lightning.filters
 

@@ -410,3 +410,51 @@ def test_training_plot_draws_one_line_per_phase_over_consecutive_epochs(trained_
     x = np.concatenate([line.get_xdata() for line in ax_loss.get_lines()])
     np.testing.assert_array_equal(np.sort(x), np.arange(len(epochs)))
     plt.close("all")
+
+
+def _decoder_nll_at_means(model, indices) -> float:
+    """Mean Bernoulli loss of the epigenome decoder reading the encoder's posterior means."""
+    module = model.module.eval()
+    total = 0.0
+    with torch.no_grad():
+        for tensors in model._minibatches(None, indices, 256):
+            inference = module.inference(
+                **module._get_inference_input(tensors), modalities=("epi",)
+            )
+            px = module.generative(**module._get_generative_input(tensors, inference))["px_epi"]
+            nll = module.epi.reconstruction_loss(
+                px, inference["x_epi_prepared"], inference["epi_missing"]
+            )
+            total += float(nll.sum())
+    return total / len(indices)
+
+
+def test_decoder_refinement_moves_only_the_epigenome_decoder():
+    """After the schedule the epigenome decoder alone learns, on posterior means."""
+    models = {}
+    for refine in (False, True):
+        scvi.settings.seed = 0
+        mdata = read("scicar_kidney")[:1000].copy()
+        scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+        models[refine] = scdcca.DCCA(mdata, n_latent=5)
+        models[refine].train(
+            max_epochs_per_phase=4, refine_epi_decoder=refine, enable_progress_bar=False
+        )
+    plain, refined = models[False], models[True]
+    assert list(refined.history["phases"]["name"]) == ["rna<->epi", "epi decoder"]
+    assert [p["decoder_only"] for p in refined.schedule_] == [False, True]
+    before, after = plain.module.state_dict(), refined.module.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    decoder = {k for k in before if k.startswith(("epi.decoder.", "epi.output_head."))}
+    fitted_after_training = {"epi_depth_fit", "epi_depth_latent", "epi_region_logit"}
+    fitted_after_training |= {"epi_region_weight", "joint_epi_weight"}
+    assert decoder & moved  # the decoder learnt
+    assert moved <= decoder | fitted_after_training  # nothing else did
+    for modality in ("rna", "epi"):
+        np.testing.assert_array_equal(
+            refined.get_latent_representation(modality=modality),
+            plain.get_latent_representation(modality=modality),
+        )
+    # what the phase minimises: the calls given the posterior means, on the training cells
+    cells = np.asarray(refined.train_indices)
+    assert _decoder_nll_at_means(refined, cells) < _decoder_nll_at_means(plain, cells)

@@ -1,6 +1,11 @@
+import numpy as np
 import pytest
+import torch
 
-from scdcca.model import build_schedule
+import scdcca
+from scdcca.model import Phase, build_schedule
+
+from .conftest import KIDNEY_MODALITIES, read
 
 
 def test_cycle_schedule_follows_the_paper():
@@ -44,3 +49,31 @@ def test_alternating_is_one_phase_with_both_students():
 def test_bad_schedule_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_schedule(**kwargs)
+
+
+def test_decoder_phase_updates_only_the_students_decoders():
+    mdata = read("scicar_kidney")[:200].copy()
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    module = scdcca.DCCA(mdata, n_latent=5, n_hidden=16).module
+    phase = Phase(students=("epi",), weights=(("epi", 5.0),), decoder_only=True)
+    assert phase.name == "epi decoder"
+    assert phase.attention_weights == {}  # no transfer: the encoders do not move
+    learning = {id(p) for p in phase.parameters(module)}
+    for name, parameter in module.named_parameters():
+        expected = name.startswith("epi.") and not name.startswith("epi.encoder.")
+        assert (id(parameter) in learning) == expected, name
+
+
+def test_posterior_mean_instead_of_a_sample_while_training():
+    mdata = read("scicar_kidney")[:200].copy()
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(mdata, n_latent=5, n_hidden=16)
+    module = model.module.train()
+    loader = model._make_data_loader(adata=model.adata, indices=np.arange(64), batch_size=64)
+    tensors = next(iter(loader))
+    inputs = module._get_inference_input(tensors)
+    for modality in ("rna", "epi"):
+        sampled = module.inference(**inputs, modalities=(modality,))
+        mean = module.inference(**inputs, modalities=(modality,), sample=False)
+        assert not torch.equal(sampled[f"z_{modality}"], sampled[f"qz_{modality}"].loc)
+        assert torch.equal(mean[f"z_{modality}"], mean[f"qz_{modality}"].loc)

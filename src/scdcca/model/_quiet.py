@@ -13,6 +13,8 @@ import torch
 _IGNORED_WARNINGS = (
     r"Sparse CSR tensor support is in beta state",
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    # the epigenome decoder's refinement keeps the frozen encoders in evaluation mode
+    r"Found \d+ module\(s\) in eval mode at the start of training",
 )
 
 
@@ -27,7 +29,8 @@ class _DropTips(logging.Filter):
 def quiet_third_party() -> Iterator[None]:
     """Hide the third-party noise of a fit, restoring the caller's settings afterwards.
 
-    Torch's sparse-CSR beta notice and Lightning's tips and internal deprecation notices are
+    Torch's sparse-CSR beta notice, Lightning's tips, its internal deprecation notices and its
+    notice of modules in evaluation mode (the frozen encoders of a decoder-only phase) are
     hidden; sparse-tensor invariant checks are explicitly left as torch's default (off), which
     silences torch's reminder to choose. Every warning about the user's data or settings, and
     every Lightning message about devices and stopping, is kept.
