@@ -41,6 +41,7 @@ import scanpy as sc
 import scipy.sparse
 import scvi
 import torch
+from sklearn.metrics import roc_auc_score
 
 import scdcca
 
@@ -116,8 +117,6 @@ def own_type_auroc(scores: pd.DataFrame, labels: np.ndarray) -> float:
     Cells without a score (chromVAR leaves cells with no read in a set's background
     undefined) count as 0.
     """
-    from sklearn.metrics import roc_auc_score
-
     return float(
         np.mean([roc_auc_score(labels == s, scores[s].fillna(0.0)) for s in scores.columns])
     )

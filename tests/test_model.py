@@ -414,18 +414,12 @@ def test_training_plot_draws_one_line_per_phase_over_consecutive_epochs(trained_
 
 def _decoder_nll_at_means(model, indices) -> float:
     """Mean Bernoulli loss of the epigenome decoder reading the encoder's posterior means."""
-    module = model.module.eval()
+    module = model.module.eval()  # evaluation mode: the module's loss decodes posterior means
     total = 0.0
     with torch.no_grad():
         for tensors in model._minibatches(None, indices, 256):
-            inference = module.inference(
-                **module._get_inference_input(tensors), modalities=("epi",)
-            )
-            px = module.generative(**module._get_generative_input(tensors, inference))["px_epi"]
-            nll = module.epi.reconstruction_loss(
-                px, inference["x_epi_prepared"], inference["epi_missing"]
-            )
-            total += float(nll.sum())
+            _, _, losses = module(tensors, inference_kwargs={"modalities": ("epi",)})
+            total += float(losses.reconstruction_loss["epi"].sum())
     return total / len(indices)
 
 
