@@ -83,11 +83,14 @@ def dcca_flops_per_cell(
     epi_nnz: float,
     n_hidden: int = 128,
     n_latent: int = 10,
+    rna_heads: int = 2,
 ) -> float:
     """Matrix FLOPs one cell costs per epoch (both VAEs, forward and backward).
 
     Dense layers cost ``2 in out`` forward and ``4 in out`` backward (input and weight
-    gradients); the sparse first layers ``2 nnz out`` each way (no input gradient).
+    gradients); the sparse first layers ``2 nnz out`` each way (no input gradient). The RNA
+    decoder has ``rna_heads`` output heads over the genes (2 for ZINB: mean and zero
+    inflation; 1 for NB).
     """
 
     def dense(n_in: int, n_out: int) -> float:
@@ -96,12 +99,12 @@ def dcca_flops_per_cell(
     def sparse_first(nnz: float, n_out: int) -> float:
         return 4.0 * nnz * n_out
 
-    def per_vae(n_features: int, nnz: float) -> float:
+    def per_vae(n_features: int, nnz: float, heads: int) -> float:
         return (
             sparse_first(nnz, n_hidden)
             + 2 * dense(n_hidden, n_latent)  # mean and variance heads
             + dense(n_latent, n_hidden)  # decoder hidden layer
-            + dense(n_hidden, n_features)  # decoder output head
+            + heads * dense(n_hidden, n_features)  # decoder output heads
         )
 
-    return per_vae(n_genes, rna_nnz) + per_vae(n_regions, epi_nnz)
+    return per_vae(n_genes, rna_nnz, rna_heads) + per_vae(n_regions, epi_nnz, 1)

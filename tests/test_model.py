@@ -303,6 +303,42 @@ def test_training_on_every_cell_monitors_the_training_loss():
     assert model.joint_epi_weight == 1.0
 
 
+class _StepLosses(pl.Callback):
+    """The loss and number of cells of every training step, by epoch."""
+
+    def __init__(self):
+        self.steps: list[list[tuple[float, int]]] = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.steps.append([])
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.steps[-1].append((float(outputs["loss"]), batch["rna"].shape[0]))
+
+
+def test_epoch_metrics_are_cell_weighted_means_of_the_steps():
+    scvi.settings.seed = 0
+    mdata = read("scicar_kidney")[:600].copy()
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(mdata, n_latent=5)
+    steps = _StepLosses()
+    model.train(
+        train_size=1.0,
+        batch_size=128,  # 600 cells: four steps of 128 and one of 88
+        max_epochs_per_phase=2,
+        refine_epi_decoder=False,
+        callbacks=[steps],
+        enable_progress_bar=False,
+    )
+    epochs = model.history["epochs"]
+    for logged, epoch in zip(epochs["train_loss"], steps.steps, strict=True):
+        losses, cells = np.array(epoch).T
+        assert list(cells) == [128, 128, 128, 128, 88]
+        np.testing.assert_allclose(logged, np.average(losses, weights=cells), rtol=1e-5)
+    # the KL weight of an epoch is that of its last step (the warm-up only rises)
+    assert list(epochs["kl_weight"]) == pytest.approx([0.0, 0.1])
+
+
 def test_kl_warmup_counted_in_optimiser_steps():
     scvi.settings.seed = 0
     mdata = read("scicar_kidney")[:600].copy()

@@ -181,13 +181,16 @@ def test_module_losses_and_latents_agree_sparse_vs_dense(rows):
 
 
 @pytest.mark.parametrize("block_elements", [2**19, 96 * 1000])
+@pytest.mark.parametrize("stored_elements", [2**26, 0])
 def test_blockwise_bernoulli_head_matches_dense_loss_and_gradients(
-    rows, block_elements, monkeypatch
+    rows, block_elements, stored_elements, monkeypatch
 ):
+    """Same loss and gradients with the gradient factor kept or recomputed in backward."""
     from scdcca.model import _bernoulli_head
     from scdcca.model._components import RegionBernoulli
 
     monkeypatch.setattr(_bernoulli_head, "BLOCK_ELEMENTS", block_elements)
+    monkeypatch.setattr(_bernoulli_head, "STORED_ELEMENTS", stored_elements)
     _, dense_rows = rows
     calls = dense_rows["epi"].clone()
     calls[2, :300] = float("nan")
@@ -209,3 +212,19 @@ def test_blockwise_bernoulli_head_matches_dense_loss_and_gradients(
     dense = gradients(lambda: bernoulli_nll(head(hidden) + offset, prepared, missing))
     for got, expected in zip(blockwise, dense, strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_training_minibatches_stay_csr_with_int64_indices():
+    from scdcca.model._data import SparseDataSplitter
+
+    mdata = read("scicar_kidney")[:300].copy()
+    scdcca.DCCA.setup_mudata(mdata, modalities={"rna_layer": "rna", "epi_layer": "atac"})
+    model = scdcca.DCCA(mdata)
+    splitter = SparseDataSplitter(model.adata_manager, train_size=1.0, batch_size=64)
+    splitter.setup()
+    raw = next(iter(splitter.train_dataloader()))
+    batch = splitter.on_after_batch_transfer(raw, 0)
+    for key in ("rna", "epi"):
+        assert batch[key].layout == torch.sparse_csr
+        assert batch[key].crow_indices().dtype == batch[key].col_indices().dtype == torch.int64
+        assert torch.equal(batch[key].to_dense(), raw[key].to_dense())

@@ -3,8 +3,10 @@
 With 100k+ regions the logits of one minibatch are hundreds of MB, and every elementwise
 pass over them (bias, softplus, its gradient) is limited by memory bandwidth, not arithmetic.
 :func:`bernoulli_head_nll` computes the per-cell negative log-likelihood block by block of
-regions, each block small enough to stay in cache, and recomputes the blocks in the backward
-pass instead of storing them (as fused linear + cross-entropy kernels do).
+regions, each block small enough to stay in cache. The forward pass keeps each block's
+gradient factor ``sigmoid(l) - x`` (regions x cells) so that the backward pass is two matrix
+products; above :data:`STORED_ELEMENTS` it keeps nothing and recomputes the blocks instead (as
+fused linear + cross-entropy kernels do), trading one more matrix product for the memory.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from torch.nn import functional as F
 
 #: Logits per block: 2**19 floats (2 MB, e.g. 128 cells x 4096 regions), about a core's L2.
 BLOCK_ELEMENTS = 2**19
+#: Largest cells x regions gradient factor kept from the forward pass: 2**26 floats (256 MB).
+STORED_ELEMENTS = 2**26
 
 
 def block_regions(n_cells: int) -> int:
@@ -37,54 +41,91 @@ def _sorted_by_column(
 
 
 class _BlockwiseBernoulliNLL(torch.autograd.Function):
-    """Per cell ``sum_j softplus(l_ij) - x_ij l_ij`` (observed entries), ``l = hW^T+b+o``."""
+    """Per cell ``sum_j softplus(l_ij) - x_ij l_ij`` (observed entries), ``l = hW^T+b+o``.
+
+    Blocks are computed transposed, regions x cells (``W h^T``), so that a block is a
+    contiguous slice of the kept gradient factor.
+    """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, offset, rows, cols, calls, miss_rows, miss_cols):
-        n_regions = weight.shape[0]
-        size = block_regions(hidden.shape[0])
+    def forward(ctx, hidden, weight, bias, offset, rows, cols, calls, miss_rows, miss_cols, keep):
+        n_regions, n_cells = weight.shape[0], hidden.shape[0]
+        size = block_regions(n_cells)
         entries = _sorted_by_column(rows, cols, calls, n_regions, size)
         missing = _sorted_by_column(miss_rows, miss_cols, None, n_regions, size)
-        nll = hidden.new_zeros(hidden.shape[0])
+        factor = None
+        if keep and n_regions * n_cells <= STORED_ELEMENTS:
+            factor = hidden.new_empty(n_regions, n_cells)
+        hidden_t, offset_t = hidden.t(), offset.t()
+        nll = hidden.new_zeros(n_cells)
         for block, start in enumerate(range(0, n_regions, size)):
             stop = min(start + size, n_regions)
-            logits = torch.addmm(bias[start:stop], hidden, weight[start:stop].t()).add_(offset)
-            nll += F.softplus(logits).sum(-1)
+            out = None if factor is None else factor[start:stop]
+            logits = _block_logits(weight, bias, hidden_t, offset_t, start, stop, out)
+            nll += F.softplus(logits).sum(0)
             r, c, x = _block_entries(entries, block, start)
-            nll.index_add_(0, r, -x * logits[r, c])
-            r, c, _ = _block_entries(missing, block, start)
-            if r.numel():
-                nll.index_add_(0, r, -F.softplus(logits[r, c]))
-        ctx.save_for_backward(hidden, weight, bias, offset)
+            nll.index_add_(0, r, -x * logits[c, r])
+            m_r, m_c, _ = _block_entries(missing, block, start)
+            if m_r.numel():
+                nll.index_add_(0, m_r, -F.softplus(logits[m_c, m_r]))
+            if factor is not None:
+                _gradient_factor(logits, (r, c, x), (m_r, m_c))
+        ctx.save_for_backward(hidden, weight, bias, offset, factor)
         ctx.entries, ctx.missing = entries, missing
         return nll
 
     @staticmethod
     def backward(ctx, grad_nll):
-        hidden, weight, bias, offset = ctx.saved_tensors
+        hidden, weight, bias, offset, factor = ctx.saved_tensors
+        want_offset = ctx.needs_input_grad[3]
+        if factor is not None:  # regions x cells, scaled in place: backward runs once
+            d_logits = factor.mul_(grad_nll)
+            return (
+                torch.mm(d_logits.t(), weight),
+                torch.mm(d_logits, hidden),
+                d_logits.sum(1),
+                d_logits.sum(0).unsqueeze(-1) if want_offset else None,
+                *(None,) * 6,
+            )
         n_regions = weight.shape[0]
         grad_hidden = torch.zeros_like(hidden)
         grad_weight = torch.empty_like(weight)
         grad_bias = torch.empty_like(bias)
-        grad_offset = torch.zeros_like(offset) if ctx.needs_input_grad[3] else None
-        scale = grad_nll.unsqueeze(-1)
+        grad_offset = torch.zeros_like(offset) if want_offset else None
+        hidden_t, offset_t = hidden.t(), offset.t()
         size = block_regions(hidden.shape[0])
         for block, start in enumerate(range(0, n_regions, size)):
             stop = min(start + size, n_regions)
-            logits = torch.addmm(bias[start:stop], hidden, weight[start:stop].t()).add_(offset)
-            d_logits = logits.sigmoid_()
-            r, c, x = _block_entries(ctx.entries, block, start)
-            d_logits.index_put_((r, c), -x, accumulate=True)
-            r, c, _ = _block_entries(ctx.missing, block, start)
-            if r.numel():
-                d_logits[r, c] = 0.0
-            d_logits.mul_(scale)
-            grad_hidden.addmm_(d_logits, weight[start:stop])
-            torch.mm(d_logits.t(), hidden, out=grad_weight[start:stop])
-            torch.sum(d_logits, 0, out=grad_bias[start:stop])
+            logits = _block_logits(weight, bias, hidden_t, offset_t, start, stop)
+            d_logits = _gradient_factor(
+                logits,
+                _block_entries(ctx.entries, block, start),
+                _block_entries(ctx.missing, block, start)[:2],
+            ).mul_(grad_nll)
+            grad_hidden.addmm_(d_logits.t(), weight[start:stop])
+            torch.mm(d_logits, hidden, out=grad_weight[start:stop])
+            torch.sum(d_logits, 1, out=grad_bias[start:stop])
             if grad_offset is not None:
-                grad_offset += d_logits.sum(-1, keepdim=True)
-        return grad_hidden, grad_weight, grad_bias, grad_offset, None, None, None, None, None
+                grad_offset += d_logits.sum(0).unsqueeze(-1)
+        return grad_hidden, grad_weight, grad_bias, grad_offset, *(None,) * 6
+
+
+def _block_logits(weight, bias, hidden_t, offset_t, start, stop, out=None) -> torch.Tensor:
+    """Logits of regions ``start:stop``, regions x cells (into ``out`` if given)."""
+    block_bias = bias[start:stop].unsqueeze(-1)
+    logits = torch.addmm(block_bias, weight[start:stop], hidden_t, out=out)
+    return logits.add_(offset_t)
+
+
+def _gradient_factor(logits: torch.Tensor, entries, missing) -> torch.Tensor:
+    """``sigmoid(l) - x`` of a regions x cells block, 0 at missing entries; in place."""
+    d_logits = logits.sigmoid_()
+    r, c, x = entries
+    d_logits.index_put_((c, r), -x, accumulate=True)
+    m_r, m_c = missing
+    if m_r.numel():
+        d_logits[m_c, m_r] = 0.0
+    return d_logits
 
 
 def _block_entries(sorted_entries, block: int, start: int):
@@ -131,4 +172,5 @@ def bernoulli_head_nll(
         values.to(hidden.dtype),
         missing[0].long(),
         missing[1].long(),
+        torch.is_grad_enabled() and any(t.requires_grad for t in (hidden, weight, bias, offset)),
     )

@@ -205,14 +205,17 @@ class RNAVAE(nn.Module):
             )
         return NegativeBinomial(mu=mu, theta=theta, scale=scale)
 
-    @staticmethod
-    def reconstruction_loss(px, x: torch.Tensor) -> torch.Tensor:
-        """Negative log-likelihood of the counts per cell (dense or CSR counts)."""
+    def reconstruction_loss(self, px, x: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood of the counts per cell (dense or CSR counts).
+
+        ``px`` comes from :meth:`decode`; its dispersion is this VAE's one value per gene.
+        """
         if isinstance(px, Normal):
             return -px.log_prob(x.to_dense() if is_sparse(x) else x).sum(-1)
+        theta = self.log_theta.exp()  # px.theta is the same, broadcast to the minibatch
         if isinstance(px, ZeroInflatedNegativeBinomial):
-            return zero_inflated_negative_binomial_nll(x, px.mu, px.theta, px.zi_logits)
-        return negative_binomial_nll(x, px.mu, px.theta)
+            return zero_inflated_negative_binomial_nll(x, px.mu, theta, px.zi_logits)
+        return negative_binomial_nll(x, px.mu, theta)
 
     @staticmethod
     def normalized(px) -> torch.Tensor:

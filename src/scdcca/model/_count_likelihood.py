@@ -1,9 +1,10 @@
 """(Zero-inflated) negative-binomial likelihood of sparse counts with hand-written gradients.
 
 The zero case of the likelihood is evaluated for every cell and gene; the log-gamma terms only
-at the non-zero counts. Written as one :class:`torch.autograd.Function`, the dense part keeps
-three gradient factors instead of the dozen intermediates autograd would store, and the
-backward pass is a few multiplications.
+at the non-zero counts. Written as one :class:`torch.autograd.Function`: the dense part runs
+block by block of cells, each block small enough for its temporaries to stay in cache, and
+keeps only the gradient factors (one cells x genes matrix per parameter), so the backward
+pass is a few multiplications.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from torch.nn import functional as F
 from ._sparse import nonzero_entries
 
 _EPS = 1e-8
+#: Entries per block of cells: 2**17 floats (512 KB), so a block's temporaries stay in cache.
+BLOCK_ELEMENTS = 2**17
 
 
 class _CountNLL(torch.autograd.Function):
@@ -22,80 +25,139 @@ class _CountNLL(torch.autograd.Function):
     ``log NB(0) = theta (log theta - log(theta + mu))``; at a count ``x > 0`` the excess
     ``x (log mu - log(theta + mu)) + lgamma(x + theta) - lgamma(theta) - lgamma(x + 1)`` is
     added. With zero inflation ``pi = sigmoid(zi_logits)``, ``p(0) = pi + (1 - pi) NB(0)`` and
-    ``p(x > 0) = (1 - pi) NB(x)``.
+    ``p(x > 0) = (1 - pi) NB(x)``. ``theta`` is one value per gene (1-D) or per entry.
     """
 
     @staticmethod
     def forward(ctx, mu, theta, zi_logits, rows, cols, counts, with_gradients):
-        theta_full = theta.expand(mu.shape)
-        total = theta_full + mu + _EPS  # theta + mu
-        log_ratio = torch.log(theta + _EPS) - torch.log(total)  # log(theta / (theta + mu))
-        log_nb_zero = theta_full * log_ratio
-        theta_nz, total_nz, mu_nz = theta_full[rows, cols], total[rows, cols], mu[rows, cols]
-        log_nb_count = (
-            log_nb_zero[rows, cols]
-            + counts * (torch.log(mu_nz + _EPS) - torch.log(total_nz))
-            + torch.lgamma(counts + theta_nz)
-            - torch.lgamma(theta_nz)
-            - torch.lgamma(counts + 1.0)
-        )
-        if zi_logits is None:
-            log_zero, shifted = log_nb_zero, None
-        else:
-            shifted = log_nb_zero - zi_logits
-            # log(pi + (1 - pi) NB(0)) = softplus(log NB(0) - zi) - softplus(-zi)
-            log_zero = F.softplus(shifted) - F.softplus(-zi_logits)
-            log_nb_count = log_nb_count - F.softplus(zi_logits[rows, cols])  # log(1 - pi)
-        correction = log_nb_count - log_zero[rows, cols]
-        log_likelihood = log_zero.sum(-1).index_add(0, rows, correction.to(log_zero.dtype))
-        if with_gradients:
-            q = theta_full / total
-            # d log NB(0) / d theta = log(theta / (theta + mu)) + theta / (theta + eps) - q
-            d_theta = log_ratio.add_(theta / (theta + _EPS)).sub_(q)
-            d_zi = None
-            if shifted is not None:
-                at_zero = shifted.sigmoid_()  # d log p(0) / d log NB(0)
-                d_zi = torch.sigmoid(-zi_logits).sub_(at_zero)  # d log p(0) / d zi
-                q = q * at_zero
-                d_theta = d_theta.mul_(at_zero)
-            # at the counts: d/d mu = -q + x (1/mu - 1/(theta + mu)), d/d zi = -sigmoid(zi),
-            # d/d theta = (dense factor without zero inflation) - x/(theta + mu) + digammas
-            count_mu = counts * (1.0 / (mu_nz + _EPS) - 1.0 / total_nz) - theta_nz / total_nz
-            count_theta = (
-                torch.log(theta_nz + _EPS)
-                - torch.log(total_nz)
-                + theta_nz / (theta_nz + _EPS)
-                - theta_nz / total_nz
-                - counts / total_nz
-                + torch.digamma(counts + theta_nz)
-                - torch.digamma(theta_nz)
+        per_gene = theta.dim() == 1
+        n_cells, n_genes = mu.shape
+        nll = mu.new_empty(n_cells)
+        n_grads = (2 if zi_logits is None else 3) if with_gradients else 0
+        grads = [torch.empty_like(mu) for _ in range(n_grads)]  # d nll / d (mu, theta, zi)
+        gene_terms = _theta_terms(theta) if per_gene else None
+        size = max(1, BLOCK_ELEMENTS // max(n_genes, 1))
+        for start in range(0, n_cells, size):
+            block = slice(start, min(start + size, n_cells))
+            nll[block] = _zero_counts(
+                mu[block],
+                gene_terms or _theta_terms(theta[block]),
+                None if zi_logits is None else zi_logits[block],
+                [g[block] for g in grads],
             )
-            count_zi = None if zi_logits is None else -torch.sigmoid(zi_logits[rows, cols])
-            ctx.save_for_backward(q, d_theta, d_zi, rows, cols, count_mu, count_theta, count_zi)
-            ctx.theta_shape = theta.shape
-        return -log_likelihood
+        # log-gamma and digamma of theta: per gene when theta is, then picked per count
+        entry = (lambda values: values[cols]) if per_gene else (lambda values: values[rows, cols])
+        special = [torch.lgamma(theta)] + ([torch.digamma(theta)] if with_gradients else [])
+        correction, count_grads = _counts(
+            mu[rows, cols],
+            entry(theta),
+            None if zi_logits is None else zi_logits[rows, cols],
+            counts,
+            [entry(values) for values in special],
+        )
+        nll.index_add_(0, rows, correction.to(mu.dtype), alpha=-1.0)
+        if with_gradients:
+            for stored, value in zip(grads, count_grads, strict=True):
+                stored[rows, cols] = value  # the count's own derivative replaces the zero case
+            ctx.save_for_backward(*grads)
+            ctx.per_gene = per_gene
+        return nll
 
     @staticmethod
     def backward(ctx, grad_nll):
-        q, d_theta, d_zi, rows, cols, count_mu, count_theta, count_zi = ctx.saved_tensors
-        scale = -grad_nll.unsqueeze(-1)  # d nll / d log-likelihood of each cell
-        scale_nz = scale.squeeze(-1)[rows]
-        grad_mu = q.mul(-scale)
-        grad_mu[rows, cols] = scale_nz * count_mu
-        grad_theta = None
-        if ctx.needs_input_grad[1]:
-            dense_theta = d_theta.mul_(scale)
-            dense_theta[rows, cols] = scale_nz * count_theta
-            grad_theta = dense_theta.sum_to_size(ctx.theta_shape)
-        grad_zi = None
-        if d_zi is not None and ctx.needs_input_grad[2]:
-            grad_zi = d_zi.mul_(scale)
-            grad_zi[rows, cols] = scale_nz * count_zi
+        # the stored d nll / d parameter of each entry, scaled in place (backward runs once)
+        grad_mu, grad_theta, *grad_zi = ctx.saved_tensors
+        scale = grad_nll.unsqueeze(-1)
+        grad_mu = grad_mu.mul_(scale) if ctx.needs_input_grad[0] else None
+        if not ctx.needs_input_grad[1]:
+            grad_theta = None
+        elif ctx.per_gene:
+            grad_theta = torch.mv(grad_theta.t(), grad_nll)
+        else:
+            grad_theta = grad_theta.mul_(scale)
+        grad_zi = grad_zi[0].mul_(scale) if grad_zi and ctx.needs_input_grad[2] else None
         return grad_mu, grad_theta, grad_zi, None, None, None, None
 
 
+def _theta_terms(theta):
+    """``theta``, ``theta + eps``, ``log(theta + eps)`` and ``theta / (theta + eps)``."""
+    theta_eps = theta + _EPS
+    return theta, theta_eps, torch.log(theta_eps), theta / theta_eps
+
+
+def _zero_counts(mu, theta_terms, zi_logits, out) -> torch.Tensor:
+    """``-sum_g log p(0)`` of each cell of a block.
+
+    ``d(-log p(0)) / d (mu, theta, zi)`` of each entry is written into the tensors of ``out``
+    (none: no gradients).
+    """
+    theta, theta_eps, log_theta, unit = theta_terms
+    total = torch.add(mu, theta_eps)  # theta + mu + eps
+    log_ratio = torch.log(total)
+    torch.sub(log_theta, log_ratio, out=log_ratio)  # log(theta / (theta + mu))
+    shifted = log_ratio * theta  # log NB(0)
+    if zi_logits is None:
+        nll = shifted.sum(-1).neg_()
+    else:
+        # log(pi + (1 - pi) NB(0)) = softplus(log NB(0) - zi) - softplus(-zi)
+        neg_zi = zi_logits.neg()
+        shifted.add_(neg_zi)
+        nll = F.softplus(neg_zi).sum(-1).sub_(F.softplus(shifted).sum(-1))
+    if not out:
+        return nll
+    d_mu, d_theta = out[0], out[1]
+    torch.div(theta, total, out=d_mu)  # q = theta / (theta + mu) = -d log NB(0) / d mu
+    # -d log NB(0) / d theta = q - log(theta / (theta + mu)) - theta / (theta + eps)
+    torch.sub(d_mu, log_ratio, out=d_theta).sub_(unit)
+    if zi_logits is not None:
+        at_zero = shifted.sigmoid_()  # d log p(0) / d log NB(0)
+        torch.sigmoid(neg_zi, out=out[2])
+        torch.sub(at_zero, out[2], out=out[2])  # -d log p(0) / d zi
+        d_mu.mul_(at_zero)
+        d_theta.mul_(at_zero)
+    return nll
+
+
+def _counts(mu, theta, zi_logits, counts, special):
+    """At the non-zero counts: ``log p(x) - log p(0)`` and ``d(-log p(x)) / d (mu, theta, zi)``.
+
+    ``special`` holds ``lgamma(theta)`` and, when gradients are wanted, ``digamma(theta)``.
+    """
+    total = mu + theta + _EPS
+    log_total = torch.log(total)
+    log_nb_zero = theta * (torch.log(theta + _EPS) - log_total)
+    log_count = (
+        log_nb_zero
+        + counts * (torch.log(mu + _EPS) - log_total)
+        + torch.lgamma(counts + theta)
+        - special[0]
+        - torch.lgamma(counts + 1.0)
+    )
+    if zi_logits is None:
+        log_zero = log_nb_zero
+    else:
+        log_zero = F.softplus(log_nb_zero - zi_logits) - F.softplus(-zi_logits)
+        log_count = log_count - F.softplus(zi_logits)  # log(1 - pi)
+    if len(special) < 2:
+        return log_count - log_zero, ()
+    # d log p / d mu = x (1/mu - 1/(theta + mu)) - theta/(theta + mu); d / d zi = -sigmoid(zi)
+    d_mu = theta / total - counts * (1.0 / (mu + _EPS) - 1.0 / total)
+    d_theta = (
+        log_total
+        - torch.log(theta + _EPS)
+        - theta / (theta + _EPS)
+        + theta / total
+        + counts / total
+        - torch.digamma(counts + theta)
+        + special[1]
+    )
+    grads = (d_mu, d_theta) if zi_logits is None else (d_mu, d_theta, torch.sigmoid(zi_logits))
+    return log_count - log_zero, grads
+
+
 def _count_nll(x, mu, theta, zi_logits):
-    theta = theta.expand(mu.shape[-1]) if theta.dim() <= 1 else theta
+    if theta.dim() > 1 and theta.shape[0] != mu.shape[0]:  # (1, n_genes)
+        theta = theta.reshape(-1)
     rows, cols, counts = nonzero_entries(x)
     parameters = (mu, theta) if zi_logits is None else (mu, theta, zi_logits)
     with_gradients = torch.is_grad_enabled() and any(p.requires_grad for p in parameters)

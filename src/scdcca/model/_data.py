@@ -7,6 +7,8 @@ from scvi.dataloaders import DataSplitter
 
 from scdcca._constants import EPI_KEY, RNA_KEY
 
+from ._sparse import with_int64_indices
+
 
 def sparse_minibatches_supported(adata_manager) -> bool:
     """Whether both registered matrices can be loaded as sparse tensors by scvi-tools.
@@ -34,5 +36,9 @@ class SparseDataSplitter(DataSplitter):
         super().__init__(*args, **kwargs)
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
-        """Leave sparse tensors sparse (scvi's splitter densifies them here)."""
-        return batch
+        """Leave sparse tensors sparse (scvi's splitter densifies them here).
+
+        CSR indices become int64 once per minibatch, the type every index operation of the
+        module takes, instead of at each use.
+        """
+        return {key: with_int64_indices(value) for key, value in batch.items()}

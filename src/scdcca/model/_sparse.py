@@ -42,6 +42,14 @@ def csr_rows(crow: torch.Tensor) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(n_rows, device=crow.device), crow.diff())
 
 
+def with_int64_indices(x: torch.Tensor) -> torch.Tensor:
+    """A CSR tensor with int64 indices (anything else is returned as it is)."""
+    if x.layout != torch.sparse_csr or x.crow_indices().dtype == torch.int64:
+        return x
+    crow, col, values = csr_parts(x)
+    return torch.sparse_csr_tensor(crow, col, values, size=x.shape)
+
+
 def with_values(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """The CSR tensor ``x`` with its stored values replaced."""
     return torch.sparse_csr_tensor(x.crow_indices(), x.col_indices(), values, size=x.shape)

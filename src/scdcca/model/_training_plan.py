@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from scvi.train import TrainingPlan
+from torchmetrics import MeanMetric
 
 from ._module import DCCAModule, attention_distance, other_modality
 from ._schedule import Phase
@@ -91,6 +92,9 @@ class DCCATrainingPlan(TrainingPlan):
         )
         self.phase = phase
         self.phase_index = phase_index
+        #: epoch means of the training metrics, logged once per epoch (``self.log`` per step
+        #: costs more than a small minibatch's arithmetic)
+        self.train_means = torch.nn.ModuleDict()
 
     def configure_optimizers(self):
         """Fused Adam over the phase's weights, with the learning rate decayed on plateau."""
@@ -164,18 +168,18 @@ class DCCATrainingPlan(TrainingPlan):
                 "keeps the phase's best (or starting) weights. Check the input for extreme "
                 "values, or lower `lr`."
             )
-        self.log(
-            "train_loss",
-            output.loss.detach(),
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=output.n_obs_minibatch,
-            sync_dist=self.use_sync_dist,
-        )
-        self._log_metrics(output, "train")
-        # the warm-up only rises: the epoch's largest weight is that of its last step
-        self.log("kl_weight", kl_weight, on_step=False, on_epoch=True, reduce_fx="max")
+        values = {"train_loss": output.loss.detach()}
+        values.update({f"{key}_train": value for key, value in output.extra_metrics.items()})
+        for name, value in values.items():
+            if name not in self.train_means:
+                self.train_means[name] = MeanMetric().to(value.device)
+            self.train_means[name].update(value, output.n_obs_minibatch)
+        if batch_idx == self.trainer.num_training_batches - 1:  # Lightning computes, syncs, resets
+            for name in values:
+                metric = self.train_means[name]
+                self.log(name, metric, on_step=False, on_epoch=True, prog_bar=name == "train_loss")
+            # the warm-up only rises: the epoch's largest weight is that of its last step
+            self.log("kl_weight", kl_weight, on_step=False, on_epoch=True)
         return output.loss
 
     def validation_step(self, batch, batch_idx):
