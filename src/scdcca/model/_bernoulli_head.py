@@ -1,12 +1,13 @@
-"""Bernoulli decoder head whose loss never materialises the cells x regions logits.
+"""Bernoulli decoder head whose loss is computed block by block of regions.
 
 With 100k+ regions the logits of one minibatch are hundreds of MB, and every elementwise
 pass over them (bias, softplus, its gradient) is limited by memory bandwidth, not arithmetic.
 :func:`bernoulli_head_nll` computes the per-cell negative log-likelihood block by block of
-regions, each block small enough to stay in cache. The forward pass keeps each block's
-gradient factor ``sigmoid(l) - x`` (regions x cells) so that the backward pass is two matrix
-products; above :data:`STORED_ELEMENTS` it keeps nothing and recomputes the blocks instead (as
-fused linear + cross-entropy kernels do), trading one more matrix product for the memory.
+regions, each block small enough to stay in cache, and never holds the logits. The forward
+pass keeps only each block's gradient factor ``sigmoid(l) - x`` (regions x cells), so that
+the backward pass is two matrix products; above :data:`STORED_ELEMENTS` it keeps nothing and
+recomputes the blocks instead (as fused linear + cross-entropy kernels do), trading one more
+matrix product for the memory.
 """
 
 from __future__ import annotations

@@ -45,15 +45,19 @@ class _CountNLL(torch.autograd.Function):
                 None if zi_logits is None else zi_logits[block],
                 [g[block] for g in grads],
             )
-        # log-gamma and digamma of theta: per gene when theta is, then picked per count
-        entry = (lambda values: values[cols]) if per_gene else (lambda values: values[rows, cols])
-        special = [torch.lgamma(theta)] + ([torch.digamma(theta)] if with_gradients else [])
+        # log-gamma and digamma of theta at the counts (per gene when theta is, then picked)
+        functions = (torch.lgamma, torch.digamma) if with_gradients else (torch.lgamma,)
+        if per_gene:
+            theta_nz, special = theta[cols], [f(theta)[cols] for f in functions]
+        else:
+            theta_nz = theta[rows, cols]
+            special = [f(theta_nz) for f in functions]
         correction, count_grads = _counts(
             mu[rows, cols],
-            entry(theta),
+            theta_nz,
             None if zi_logits is None else zi_logits[rows, cols],
             counts,
-            [entry(values) for values in special],
+            special,
         )
         nll.index_add_(0, rows, correction.to(mu.dtype), alpha=-1.0)
         if with_gradients:
@@ -140,7 +144,7 @@ def _counts(mu, theta, zi_logits, counts, special):
         log_count = log_count - F.softplus(zi_logits)  # log(1 - pi)
     if len(special) < 2:
         return log_count - log_zero, ()
-    # d log p / d mu = x (1/mu - 1/(theta + mu)) - theta/(theta + mu); d / d zi = -sigmoid(zi)
+    # -d log p / d mu = theta/(theta + mu) - x (1/mu - 1/(theta + mu)); -d / d zi = sigmoid(zi)
     d_mu = theta / total - counts * (1.0 / (mu + _EPS) - 1.0 / total)
     d_theta = (
         log_total
