@@ -14,7 +14,8 @@ keeps that MuData and reuses it next time).
    ``--marker-window`` bp of the TSS of its top ``--n-markers`` marker genes (Wilcoxon on
    log-normalised raw RNA) form a peak set; ``motif_activity`` (chromVAR) scores every set on
    raw accessibility, on the denoised layer (mean depth) and on the denoised layer shifted
-   to each cell's measured number of open peaks, and we count how often the cell type with
+   to each cell's measured number of open peaks (and, with batches, on the denoised layer
+   averaged over every batch, ``transform_batch``), and we count how often the cell type with
    the highest mean z-score (and mean deviation) is the set's own and the mean rank of the
    own type; the same for the plain set mean over each cell's mean over all peaks (no
    chromVAR), which shows whether a difference comes from the data or from chromVAR; and, cell
@@ -47,6 +48,8 @@ import scdcca
 
 matplotlib.use("Agg")
 
+#: the denoised layer averaged over every batch (``transform_batch``), for data with batches
+ACROSS_BATCHES = "dcca_denoised_across_batches"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).parent / "output"
 #: name -> (gene table, label column, setup arguments, marker peak sets scored)
@@ -76,6 +79,12 @@ def trained(name: str, cache: Path | None, seed: int) -> tuple[mudata.MuData, fl
     model.train(enable_progress_bar=False)
     elapsed = time.perf_counter() - start
     model.write_results(mdata)
+    batch_key = setup.get("batch_key")
+    if batch_key is not None:
+        libraries = list(mdata.obs[batch_key].astype("category").cat.categories)
+        mdata["atac"].layers[ACROSS_BATCHES] = model.get_normalized_accessibility(
+            transform_batch=libraries, return_numpy=True
+        )
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         mdata.write(path)
@@ -159,6 +168,8 @@ def marker_activity(mdata, genes, labels, args) -> tuple[list[str], dict[str, pd
         ("denoised", "dcca_denoised"),
         ("denoised, each cell's measured depth", "measured_depth"),
     )
+    if ACROSS_BATCHES in atac.layers:
+        variants += (("denoised, averaged over batches", ACROSS_BATCHES),)
     for name, layer in variants:
         start = time.perf_counter()
         deviation, z = scdcca.tl.motif_activity(
@@ -171,7 +182,7 @@ def marker_activity(mdata, genes, labels, args) -> tuple[list[str], dict[str, pd
         matrix = atac.X if layer is None else atac.layers[layer]
         plain = set_means(matrix, atac.var_names, peak_sets, calls=layer is None)
         _, plain_hits, plain_rank = _own_type_first(plain, cell_labels)
-        if layer != "measured_depth":
+        if layer in (None, "dcca_denoised"):
             means[name] = mean
         n_sets = len(mean.columns)
         rows.append(

@@ -29,6 +29,8 @@ from ._data import sparse_minibatches_supported
 from ._external import aligned_row_batches, feature_columns
 
 Modality = Literal["rna", "epi"]
+#: batches to decode denoised values in: ``None`` (each cell's own), one batch, or several
+BatchChoice = str | int | Sequence[str | int] | None
 
 
 def sparse_above(blocks: Iterable[np.ndarray], threshold: float) -> sparse.csr_matrix:
@@ -117,13 +119,16 @@ class StreamMixin:
         indices: Sequence[int] | None,
         batch_size: int | None,
         observed_library: bool = False,
+        transform_batch: BatchChoice = None,
     ) -> Iterator[np.ndarray]:
         """Denoised values of ``modality`` per minibatch, decoded from its posterior mean.
 
         RNA as proportions (library 1) and the epigenome at the mean depth, or both at each
-        cell's own library with ``observed_library`` (RNA then as expected counts).
+        cell's own library with ``observed_library`` (RNA then as expected counts). Decoded
+        in each cell's own batch, or averaged over the batches of ``transform_batch``.
         """
         vae = self.module.vae(modality)
+        codes = self._transform_batch_codes(transform_batch)
         with torch.inference_mode():
             for tensors in self._minibatches(mdata, indices, batch_size, (modality,)):
                 z = self.module.latent_or_predicted(modality, tensors)
@@ -131,9 +136,37 @@ class StreamMixin:
                     library = self.module.library(modality, tensors)
                 else:
                     library = self.module.typical_library(modality, z)
-                px = vae.decode(z, library, tensors.get(BATCH_KEY))
-                out = px.mean if (observed_library and modality == "rna") else vae.normalized(px)
+                batches = [tensors.get(BATCH_KEY)]
+                if codes is not None:
+                    batches = [torch.full((z.shape[0], 1), c, device=z.device) for c in codes]
+                out = 0.0
+                for batch in batches:
+                    px = vae.decode(z, library, batch)
+                    rna_counts = observed_library and modality == "rna"
+                    out = out + (px.mean if rna_counts else vae.normalized(px)) / len(batches)
                 yield out.cpu().numpy()
+
+    def _transform_batch_codes(self, transform_batch: BatchChoice) -> list[int] | None:
+        """Codes of the batches named by ``transform_batch`` (``None``: each cell's own)."""
+        if transform_batch is None:
+            return None
+        key = self.adata_manager.registry["setup_args"].get("batch_key")
+        if key is None:
+            raise ValueError(
+                "transform_batch was given, but the model was set up without batch_key and "
+                "has a single batch. Leave transform_batch=None."
+            )
+        names = [transform_batch] if isinstance(transform_batch, str | int) else transform_batch
+        known = self.adata_manager.get_state_registry(BATCH_KEY)["categorical_mapping"]
+        mapping = pd.Index([str(m) for m in known])
+        codes = mapping.get_indexer([str(n) for n in names])
+        if len(codes) == 0 or (codes < 0).any():
+            unknown = [n for n, c in zip(names, codes, strict=True) if c < 0]
+            raise ValueError(
+                f"transform_batch must name batches of .obs[{key!r}] seen in training "
+                f"({list(mapping)}); got {unknown or 'no batch'}."
+            )
+        return [int(c) for c in codes]
 
     def _cell_names(self, data, indices) -> pd.Index:
         """Names of the cells ``indices`` of ``data`` (the registered MuData if ``None``)."""

@@ -29,7 +29,7 @@ from . import _joint as joint
 from . import _results as results
 from . import _saving as saving
 from . import _validation as validate
-from ._access import sparse_above
+from ._access import BatchChoice, sparse_above
 from ._callbacks import BestWeights, EpochHistory
 from ._components import EpiLikelihood, RNALikelihood
 from ._data import SparseDataSplitter, sparse_minibatches_supported
@@ -751,6 +751,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         library_size: float | Literal["observed"] = 1.0,
         batch_size: int | None = None,
         return_numpy: bool = False,
+        transform_batch: BatchChoice = None,
     ) -> pd.DataFrame | np.ndarray:
         """Denoised RNA expression from the RNA VAE.
 
@@ -762,10 +763,17 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             ``rna_likelihood="gaussian"`` (values stay on the data's scale).
         return_numpy
             Return an array instead of a cells x genes DataFrame.
+        transform_batch
+            Batch to decode in, as in scvi-tools: ``None`` uses each cell's own batch; a batch
+            name (a category of the setup's ``batch_key``) decodes every cell as if measured
+            in that batch; a list of names averages the decoded values over those batches
+            (all of them give values free of the batch shifts).
         """
         library_size = arguments.library_size(library_size, allow_observed=True)
         observed = library_size == "observed"
-        blocks = list(self._denoised_batches("rna", mdata, indices, batch_size, observed))
+        blocks = list(
+            self._denoised_batches("rna", mdata, indices, batch_size, observed, transform_batch)
+        )
         scaled = not observed and self.module.rna.likelihood != "gaussian"
         values = np.concatenate(blocks) * (float(library_size) if scaled else 1.0)
         if return_numpy:
@@ -780,6 +788,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         threshold: float | None = None,
         batch_size: int | None = None,
         return_numpy: bool = False,
+        transform_batch: BatchChoice = None,
     ) -> pd.DataFrame | np.ndarray | sparse.csr_matrix:
         """Denoised epigenome from the epigenome VAE, at the mean sequencing depth.
 
@@ -791,13 +800,20 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             held.
         return_numpy
             Return an array instead of a cells x regions DataFrame (ignored with ``threshold``).
+        transform_batch
+            Batch to decode in, as in scvi-tools: ``None`` uses each cell's own batch; a batch
+            name (a category of the setup's ``batch_key``) decodes every cell as if measured
+            in that batch; a list of names averages the decoded values over those batches
+            (all of them give values free of the batch shifts).
 
         Returns
         -------
         Open probabilities (Bernoulli) or means (Gaussian).
         """
         threshold = arguments.threshold(threshold)
-        blocks = self._denoised_batches("epi", mdata, indices, batch_size)
+        blocks = self._denoised_batches(
+            "epi", mdata, indices, batch_size, transform_batch=transform_batch
+        )
         if threshold is not None:
             return sparse_above(blocks, threshold)
         values = np.concatenate(list(blocks))
@@ -814,6 +830,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         rna_library_size: float = 1e4,
         batch_size: int | None = None,
         denoised: bool = True,
+        transform_batch: BatchChoice = None,
     ) -> MuData:
         """Write latents, denoised layers and settings of the model into ``mdata``.
 
@@ -855,6 +872,12 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             with ``False`` only the latents and
             settings are written, and the getters (:meth:`get_normalized_expression`,
             :meth:`get_normalized_accessibility`) give the denoised values when needed.
+        transform_batch
+            Batches the denoised layers are decoded in (see
+            :meth:`get_normalized_accessibility`); ``None`` keeps each cell's own batch. With
+            batches, ``mdata.obs[batch_key].cat.categories`` gives layers without the batch
+            shifts, which suits scores compared across cells of several batches
+            (:func:`scdcca.tl.motif_activity`).
 
         Returns
         -------
@@ -873,4 +896,5 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             rna_library_size=rna_library_size,
             batch_size=batch_size,
             denoised=denoised,
+            transform_batch=transform_batch,
         )

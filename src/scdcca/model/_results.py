@@ -20,6 +20,7 @@ from ._joint import weigh_joint
 from ._pairing import observed_cells
 
 if TYPE_CHECKING:
+    from ._access import BatchChoice
     from ._model import DCCA
 
 
@@ -50,6 +51,7 @@ def write(
     rna_library_size: float = 1e4,
     batch_size: int | None = None,
     denoised: bool = True,
+    transform_batch: BatchChoice = None,
 ) -> MuData:
     """Write ``model``'s results into ``mdata``; documented in :meth:`DCCA.write_results`."""
     model._require_trained()
@@ -83,12 +85,22 @@ def write(
     weight = model.joint_epi_weight
     joint = weigh_joint(both, n_latent, weight)
     layers = {rna: None, epi: None}
+    single = isinstance(transform_batch, str | int)
+    batch_names = [str(b) for b in ([transform_batch] if single else transform_batch or [])]
     if denoised:
         layers[rna] = model.get_normalized_expression(
-            source, library_size=rna_library_size, batch_size=batch_size, return_numpy=True
+            source,
+            library_size=rna_library_size,
+            batch_size=batch_size,
+            return_numpy=True,
+            transform_batch=transform_batch,
         )
         layers[epi] = model.get_normalized_accessibility(
-            source, threshold=epi_threshold, batch_size=batch_size, return_numpy=True
+            source,
+            threshold=epi_threshold,
+            batch_size=batch_size,
+            return_numpy=True,
+            transform_batch=transform_batch,
         )
     writes: list[tuple[object, str, object]] = [(mdata.obsm, LATENT_OBSM_KEY, joint)]
     if unpaired:
@@ -124,6 +136,7 @@ def write(
         "rna_denoised_library_size": float(rna_library_size),
         "epi_denoised": "open probability at mean depth"
         + ("" if epi_threshold is None else f", kept where >= {epi_threshold}"),
+        "denoised_batches": "each cell's own" if transform_batch is None else batch_names,
         "schedule": [str(p["name"]) for p in model.schedule_],
     }
     writes.append((mdata.uns, UNS_KEY, settings))

@@ -130,7 +130,9 @@ def motif_activity(
         name -> peak names (e.g. from :func:`scdcca.tl.peaks_near_genes`), or a
         peaks x annotations matrix.
     layer
-        Layer to use (``None``: ``adata.X``). Values must be non-negative.
+        Layer to use (``None``: ``adata.X``). Values must be non-negative. For cells from
+        several batches, a denoised layer written with ``transform_batch`` (all batches, see
+        :meth:`scdcca.DCCA.write_results`) keeps the batch shifts out of the scores.
     background
         Peaks x iterations background peak indices (:func:`scdcca.tl.background_peaks`);
         drawn here, matched on accessibility of ``layer`` and GC content, if ``None``.

@@ -1,0 +1,66 @@
+"""Denoised values decoded in a chosen batch, or averaged over batches (``transform_batch``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scvi
+
+import scdcca
+
+from .conftest import KIDNEY_MODALITIES, read
+
+LIBRARIES = ["lib_a", "lib_b", "lib_c"]
+
+
+@pytest.fixture(scope="module")
+def batched():
+    """Kidney with its cells dealt into three libraries, a model briefly trained on them."""
+    scvi.settings.seed = 0
+    mdata = read("scicar_kidney")[:600].copy()
+    mdata.obs["library"] = np.resize(LIBRARIES, mdata.n_obs)
+    mdata.obs["library"] = mdata.obs["library"].astype("category")
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES, batch_key="library")
+    model = scdcca.DCCA(mdata, n_hidden=32, n_latent=8)
+    model.train(max_epochs=3, enable_progress_bar=False)
+    return model, mdata
+
+
+def test_one_batch_decodes_every_cell_in_that_batch(batched):
+    model, mdata = batched
+    in_b = (mdata.obs["library"] == "lib_b").to_numpy()
+    for getter in (model.get_normalized_accessibility, model.get_normalized_expression):
+        own = getter(return_numpy=True)
+        moved = getter(transform_batch="lib_b", return_numpy=True)
+        # the cells of lib_b keep their values; the others are decoded in lib_b
+        np.testing.assert_allclose(moved[in_b], own[in_b], rtol=1e-5, atol=1e-9)
+        assert np.abs(moved[~in_b] - own[~in_b]).max(1).min() > 0
+
+
+def test_several_batches_average_the_decoded_values(batched):
+    model, _ = batched
+    singles = [
+        model.get_normalized_accessibility(transform_batch=b, return_numpy=True) for b in LIBRARIES
+    ]
+    averaged = model.get_normalized_accessibility(transform_batch=LIBRARIES, return_numpy=True)
+    np.testing.assert_allclose(averaged, np.mean(singles, axis=0), rtol=1e-5, atol=1e-7)
+    assert np.abs(averaged - singles[0]).max() > 1e-4
+
+
+def test_write_results_decodes_the_layers_in_the_batches_asked(batched):
+    model, mdata = batched
+    out = model.write_results(mdata.copy(), transform_batch=LIBRARIES)
+    expected = model.get_normalized_accessibility(transform_batch=LIBRARIES, return_numpy=True)
+    np.testing.assert_allclose(out["atac"].layers["dcca_denoised"], expected, rtol=1e-6)
+    assert list(out.uns["dcca"]["denoised_batches"]) == LIBRARIES
+    plain = model.write_results(mdata.copy())
+    assert plain.uns["dcca"]["denoised_batches"] == "each cell's own"
+
+
+def test_unknown_batch_and_a_model_without_batches_are_refused(batched, trained_kidney):
+    model, _ = batched
+    with pytest.raises(ValueError, match=r"lib_z.*|seen in training"):
+        model.get_normalized_accessibility(transform_batch=["lib_a", "lib_z"])
+    plain, _ = trained_kidney
+    with pytest.raises(ValueError, match="without batch_key"):
+        plain.get_normalized_expression(transform_batch="lib_a")
