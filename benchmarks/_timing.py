@@ -62,11 +62,15 @@ class PeakRSS:
 
 
 def matmul_gflops(
-    n_features: int, n_hidden: int = 128, batch: int = 128, repeat: int = 30
+    n_features: int,
+    n_hidden: int = 128,
+    batch: int = 128,
+    repeat: int = 30,
+    dtype: torch.dtype = torch.float32,
 ) -> float:
-    """Measured float32 GEMM rate in GFLOP/s for a decoder head (batch x hidden x features)."""
-    a = torch.randn(batch, n_hidden)
-    b = torch.randn(n_hidden, n_features)
+    """Measured GEMM rate in GFLOP/s for a decoder head (batch x hidden x features)."""
+    a = torch.randn(batch, n_hidden, dtype=dtype)
+    b = torch.randn(n_hidden, n_features, dtype=dtype)
     for _ in range(3):
         a @ b
     start = time.perf_counter()

@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/speed.py [--dataset scicar_kidney] [--epochs 6] [--rounds 3]
                                [--batch-size 128] [--threads 2] [--skip-multivi]
-                               [--rna-likelihood zinb]
+                               [--rna-likelihood zinb] [--head-precision auto]
 
 Both models train on the same real MuData with the same batch size and number of epochs,
 without validation passes (so an epoch is the same amount of data for both). scdcca runs the
@@ -13,9 +13,11 @@ RNA and epigenome once, as one MULTIVI epoch does. The two alternate for ``--rou
 (a fresh model each time), so a slow spell of the machine hits both. Reported per tool: the
 median over rounds of each fit's median epoch time after its first epoch, cells/s, peak RSS
 of the process during the tool's first fit, and the fraction of the compute floor (matrix
-FLOPs of one epoch over this machine's measured float32 GEMM rate); the ratio is the median
-of the rounds' ratios, with their range. Writes a markdown table to
-``benchmarks/output/speed_<dataset>.md`` (``_nb`` appended for ``--rna-likelihood nb``).
+FLOPs of one epoch over this machine's measured GEMM rate in the dtype of scdcca's
+decoder heads: bfloat16 where ``--head-precision`` picks it, else float32); the ratio is
+the median of the rounds' ratios, with their range. Writes a markdown table to
+``benchmarks/output/speed_<dataset>.md`` (``_nb`` appended for ``--rna-likelihood nb``,
+``_float32`` for ``--head-precision float32``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import torch
 
 import scdcca
 from _timing import EpochTimer, PeakRSS, dcca_flops_per_cell, matmul_gflops
+from scdcca.model._precision import head_dtype
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EPIGENOME = {"scicar_kidney": "atac", "pairedtag_h3k4me3": "histone", "scicar_a549": "atac"}
@@ -39,10 +42,10 @@ NO_VALIDATION = {"check_val_every_n_epoch": 10**6, "enable_progress_bar": False}
 
 
 def time_dcca(
-    mdata: mudata.MuData, epi: str, epochs: int, batch_size: int, rna_likelihood: str = "zinb"
+    mdata: mudata.MuData, epi: str, epochs: int, batch_size: int, **model_kwargs
 ) -> dict:
     scdcca.DCCA.setup_mudata(mdata, modalities={"rna_layer": "rna", "epi_layer": epi})
-    model = scdcca.DCCA(mdata, rna_likelihood=rna_likelihood)
+    model = scdcca.DCCA(mdata, **model_kwargs)
     timer = EpochTimer()
     with PeakRSS() as memory:
         model.train(
@@ -80,6 +83,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-multivi", action="store_true")
     parser.add_argument("--rna-likelihood", default="zinb", choices=["zinb", "nb"])
+    precisions = ["auto", "float32", "bfloat16"]
+    parser.add_argument("--head-precision", default="auto", choices=precisions)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
@@ -87,14 +92,19 @@ def main() -> None:
     epi = EPIGENOME[args.dataset]
     path = DATA / f"{args.dataset}.h5mu"
 
-    names = [f"scdcca (alternating, {args.rna_likelihood})"]
+    names = [f"scdcca (alternating, {args.rna_likelihood}, heads {args.head_precision})"]
     if not args.skip_multivi:
         names.append("scvi-tools MULTIVI")
     fits: dict[str, list[dict]] = {name: [] for name in names}
     for _ in range(args.rounds):
         fits[names[0]].append(
             time_dcca(
-                mudata.read_h5mu(path), epi, args.epochs, args.batch_size, args.rna_likelihood
+                mudata.read_h5mu(path),
+                epi,
+                args.epochs,
+                args.batch_size,
+                rna_likelihood=args.rna_likelihood,
+                head_precision=args.head_precision,
             )
         )
         gc.collect()
@@ -114,14 +124,17 @@ def main() -> None:
         atac.nnz / atac.shape[0],
         rna_heads=2 if args.rna_likelihood == "zinb" else 1,
     )
-    gflops = matmul_gflops(atac.shape[1], batch=args.batch_size)
+    # the heads multiply in bfloat16 where head_precision picks it
+    dtype = head_dtype(args.head_precision, torch.device("cpu"), training=True) or torch.float32
+    gflops = matmul_gflops(atac.shape[1], batch=args.batch_size, dtype=dtype)
     floor = flops / (gflops * 1e9)
+    dtype_name = str(dtype).removeprefix("torch.")
 
     lines = [
         f"dataset {args.dataset}: {mdata.n_obs} cells ({n_train} training), "
         f"{rna.shape[1]} genes, {atac.shape[1]} regions; batch {args.batch_size}, "
         f"{args.rounds} rounds of {args.epochs} epochs, {args.threads} threads; "
-        f"float32 GEMM {gflops:.0f} GFLOP/s, "
+        f"{dtype_name} GEMM {gflops:.0f} GFLOP/s, "
         f"scdcca floor {floor:.2f} s/epoch ({flops / 1e9:.1f} GFLOP)",
         "",
         "| method | s/epoch | cells/s | peak RSS GiB | fraction of floor |",
@@ -148,6 +161,7 @@ def main() -> None:
     out = Path(__file__).parent / "output"
     out.mkdir(exist_ok=True)
     suffix = "" if args.rna_likelihood == "zinb" else f"_{args.rna_likelihood}"
+    suffix += "" if args.head_precision == "auto" else f"_{args.head_precision}"
     (out / f"speed_{args.dataset}{suffix}.md").write_text(text + "\n")
     for name, runs in fits.items():
         for run in runs:

@@ -7,7 +7,8 @@ regions, each block small enough to stay in cache, and never holds the logits. T
 pass keeps only each block's gradient factor ``sigmoid(l) - x`` (regions x cells), so that
 the backward pass is two matrix products; above :data:`STORED_ELEMENTS` it keeps nothing and
 recomputes the blocks instead (as fused linear + cross-entropy kernels do), trading one more
-matrix product for the memory.
+matrix product for the memory. The products run in float32 or, for mixed-precision training,
+on bfloat16 copies of their inputs (see :mod:`scdcca.model._precision`).
 """
 
 from __future__ import annotations
@@ -49,16 +50,20 @@ class _BlockwiseBernoulliNLL(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, offset, rows, cols, calls, miss_rows, miss_cols, keep):
+    def forward(
+        ctx, hidden, weight, bias, offset, rows, cols, calls, miss_rows, miss_cols, keep, dtype
+    ):
         n_regions, n_cells = weight.shape[0], hidden.shape[0]
+        if dtype is not None:  # the products' operands
+            hidden, weight = hidden.to(dtype), weight.to(dtype)
         size = block_regions(n_cells)
         entries = _sorted_by_column(rows, cols, calls, n_regions, size)
         missing = _sorted_by_column(miss_rows, miss_cols, None, n_regions, size)
         factor = None
         if keep and n_regions * n_cells <= STORED_ELEMENTS:
-            factor = hidden.new_empty(n_regions, n_cells)
+            factor = bias.new_empty(n_regions, n_cells)
         hidden_t, offset_t = hidden.t(), offset.t()
-        nll = hidden.new_zeros(n_cells)
+        nll = bias.new_zeros(n_cells)
         for block, start in enumerate(range(0, n_regions, size)):
             stop = min(start + size, n_regions)
             out = None if factor is None else factor[start:stop]
@@ -82,15 +87,15 @@ class _BlockwiseBernoulliNLL(torch.autograd.Function):
         if factor is not None:  # regions x cells, scaled in place: backward runs once
             d_logits = factor.mul_(grad_nll)
             return (
-                torch.mm(d_logits.t(), weight),
-                torch.mm(d_logits, hidden),
+                _mm(d_logits.t(), weight),
+                _mm(d_logits, hidden),
                 d_logits.sum(1),
                 d_logits.sum(0).unsqueeze(-1) if want_offset else None,
-                *(None,) * 6,
+                *(None,) * 7,
             )
         n_regions = weight.shape[0]
-        grad_hidden = torch.zeros_like(hidden)
-        grad_weight = torch.empty_like(weight)
+        grad_hidden = torch.zeros_like(hidden, dtype=bias.dtype)
+        grad_weight = torch.empty_like(weight, dtype=bias.dtype)
         grad_bias = torch.empty_like(bias)
         grad_offset = torch.zeros_like(offset) if want_offset else None
         hidden_t, offset_t = hidden.t(), offset.t()
@@ -103,18 +108,26 @@ class _BlockwiseBernoulliNLL(torch.autograd.Function):
                 _block_entries(ctx.entries, block, start),
                 _block_entries(ctx.missing, block, start)[:2],
             ).mul_(grad_nll)
-            grad_hidden.addmm_(d_logits.t(), weight[start:stop])
-            torch.mm(d_logits, hidden, out=grad_weight[start:stop])
+            grad_hidden += _mm(d_logits.t(), weight[start:stop])
+            grad_weight[start:stop] = _mm(d_logits, hidden)
             torch.sum(d_logits, 1, out=grad_bias[start:stop])
             if grad_offset is not None:
                 grad_offset += d_logits.sum(0).unsqueeze(-1)
-        return grad_hidden, grad_weight, grad_bias, grad_offset, *(None,) * 6
+        return grad_hidden, grad_weight, grad_bias, grad_offset, *(None,) * 7
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` multiplied in ``b``'s dtype, returned in ``a``'s."""
+    return torch.mm(a.to(b.dtype), b).to(a.dtype)
 
 
 def _block_logits(weight, bias, hidden_t, offset_t, start, stop, out=None) -> torch.Tensor:
     """Logits of regions ``start:stop``, regions x cells (into ``out`` if given)."""
     block_bias = bias[start:stop].unsqueeze(-1)
-    logits = torch.addmm(block_bias, weight[start:stop], hidden_t, out=out)
+    if weight.dtype == bias.dtype:
+        logits = torch.addmm(block_bias, weight[start:stop], hidden_t, out=out)
+    else:  # a product of low-precision copies, returned in the bias's dtype
+        logits = torch.add(torch.mm(weight[start:stop], hidden_t), block_bias, out=out)
     return logits.add_(offset_t)
 
 
@@ -143,6 +156,7 @@ def bernoulli_head_nll(
     offset: torch.Tensor,
     calls: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     missing: tuple[torch.Tensor, torch.Tensor] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Bernoulli negative log-likelihood per cell of a linear head, computed block-wise.
 
@@ -158,6 +172,10 @@ def bernoulli_head_nll(
         ``(rows, cols, values)`` of the stored calls (values 0 or 1).
     missing
         ``(rows, cols)`` of entries left out of the likelihood, or ``None``.
+    dtype
+        Dtype in which the head's products multiply (for example ``torch.bfloat16``: copies
+        of ``hidden`` and ``weight``), ``None`` for their own; the likelihood and the
+        gradients keep the inputs' dtype.
     """
     rows, cols, values = calls
     if missing is None:
@@ -174,4 +192,5 @@ def bernoulli_head_nll(
         missing[0].long(),
         missing[1].long(),
         torch.is_grad_enabled() and any(t.requires_grad for t in (hidden, weight, bias, offset)),
+        dtype,
     )

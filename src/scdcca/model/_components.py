@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from ._bernoulli_head import bernoulli_head_nll
 from ._count_likelihood import negative_binomial_nll, zero_inflated_negative_binomial_nll
+from ._precision import head_dtype, linear
 from ._sparse import (
     SparseInputLinear,
     csr_parts,
@@ -130,6 +131,7 @@ class RNAVAE(nn.Module):
         dropout_rate: float,
         likelihood: RNALikelihood = "zinb",
         input_dropout: float = 0.0,
+        head_precision: str = "float32",
     ):
         super().__init__()
         if likelihood not in ("nb", "zinb", "gaussian"):
@@ -143,6 +145,7 @@ class RNAVAE(nn.Module):
             )
         self.likelihood = likelihood
         self.input_dropout = input_dropout
+        self.head_precision = head_precision
         self.encoder = GaussianEncoder(
             n_genes, n_latent, n_hidden, n_layers, n_batch, dropout_rate
         )
@@ -192,16 +195,23 @@ class RNAVAE(nn.Module):
         library: torch.Tensor,
         batch_index: torch.Tensor | None = None,
     ) -> NegativeBinomial | ZeroInflatedNegativeBinomial | Normal:
-        """Count distribution given the latent and the library size."""
+        """Count distribution given the latent and the library size.
+
+        While training, the output heads multiply in the dtype of ``head_precision``
+        (:mod:`scdcca.model._precision`).
+        """
         h = self.decoder(z, batch_index)
+        dtype = head_dtype(self.head_precision, h.device, self.training)
         if self.likelihood == "gaussian":
-            return Normal(self.scale_head(h), torch.exp(0.5 * self.log_theta), validate_args=False)
-        scale = torch.softmax(self.scale_head(h), dim=-1)
+            mean = linear(self.scale_head, h, dtype)
+            return Normal(mean, torch.exp(0.5 * self.log_theta), validate_args=False)
+        scale = torch.softmax(linear(self.scale_head, h, dtype), dim=-1)
         mu = library * scale
         theta = self.log_theta.exp()
         if self.dropout_head is not None:
+            zi_logits = linear(self.dropout_head, h, dtype)
             return ZeroInflatedNegativeBinomial(
-                mu=mu, theta=theta, zi_logits=self.dropout_head(h), scale=scale
+                mu=mu, theta=theta, zi_logits=zi_logits, scale=scale
             )
         return NegativeBinomial(mu=mu, theta=theta, scale=scale)
 
@@ -252,8 +262,14 @@ class RegionBernoulli:
     them for the getters.
     """
 
-    def __init__(self, hidden: torch.Tensor, head: nn.Linear, offset: torch.Tensor):
-        self.hidden, self.head, self.offset = hidden, head, offset
+    def __init__(
+        self,
+        hidden: torch.Tensor,
+        head: nn.Linear,
+        offset: torch.Tensor,
+        dtype: torch.dtype | None = None,
+    ):
+        self.hidden, self.head, self.offset, self.dtype = hidden, head, offset, dtype
 
     @property
     def logits(self) -> torch.Tensor:
@@ -274,6 +290,7 @@ class RegionBernoulli:
             self.offset,
             nonzero_entries(x),
             missing,
+            self.dtype,
         )
 
 
@@ -295,6 +312,7 @@ class EpigenomeVAE(nn.Module):
         dropout_rate: float,
         likelihood: EpiLikelihood = "bernoulli",
         log_mean_depth: float = 0.0,
+        head_precision: str = "float32",
     ):
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
@@ -302,6 +320,7 @@ class EpigenomeVAE(nn.Module):
                 f"epi_likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}."
             )
         self.likelihood = likelihood
+        self.head_precision = head_precision
         self.encoder = GaussianEncoder(
             n_regions, n_latent, n_hidden, n_layers, n_batch, dropout_rate
         )
@@ -346,11 +365,16 @@ class EpigenomeVAE(nn.Module):
         library: torch.Tensor,
         batch_index: torch.Tensor | None = None,
     ) -> RegionBernoulli | Normal:
-        """Bernoulli (logits with depth offset) or Gaussian distribution over regions."""
+        """Bernoulli (logits with depth offset) or Gaussian distribution over regions.
+
+        While training, the output head multiplies in the dtype of ``head_precision``
+        (:mod:`scdcca.model._precision`).
+        """
         hidden = self.decoder(z, batch_index)
+        dtype = head_dtype(self.head_precision, hidden.device, self.training)
         if self.likelihood == "bernoulli":
-            return RegionBernoulli(hidden, self.output_head, library)
-        out = self.output_head(hidden)
+            return RegionBernoulli(hidden, self.output_head, library, dtype)
+        out = linear(self.output_head, hidden, dtype)
         return Normal(out, torch.exp(0.5 * self.log_var), validate_args=False)
 
     @staticmethod

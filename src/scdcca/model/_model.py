@@ -41,6 +41,7 @@ from ._manager import DCCAManager
 from ._module import DCCAModule
 from ._pairing import OBSERVED_COLUMNS, is_paired, padded_twin, share_registration
 from ._phases import only_students_learn, phase_plan_kwargs, phase_record
+from ._precision import HeadPrecision, check_head_precision
 from ._prediction import PredictionMixin
 from ._quiet import quiet_third_party
 from ._schedule import Phase, ScheduleName, build_schedule
@@ -81,6 +82,13 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
     rna_input_dropout
         Fraction of the RNA encoder's (log-normalised) input entries set to zero while
         training, the rest scaled up; 0 turns it off.
+    head_precision
+        Precision of the decoder output heads' matrix products while training, which hold
+        most of a step's arithmetic: ``"bfloat16"`` multiplies bfloat16 copies of their
+        inputs and weights and returns float32 (mixed precision; weights, likelihoods and
+        optimiser stay float32), ``"float32"`` keeps full precision, and ``"auto"`` (default)
+        uses bfloat16 on CPUs with native bfloat16 arithmetic (AVX512-BF16 or AMX), float32
+        elsewhere. Validation, getters and generation always run in float32.
 
     Examples
     --------
@@ -106,8 +114,10 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         rna_likelihood: RNALikelihood = "zinb",
         epi_likelihood: EpiLikelihood = "bernoulli",
         rna_input_dropout: float = 0.3,
+        head_precision: HeadPrecision = "auto",
     ):
         arguments.check_architecture(n_latent, n_hidden, n_layers, dropout_rate, rna_input_dropout)
+        check_head_precision(head_precision)
         registered = self._registered_data(mdata)
         super().__init__(registered)
         # the user's MuData when it has unpaired cells (the model trains on its padded twin);
@@ -135,6 +145,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             epi_likelihood=epi_likelihood,
             log_mean_epi_depth=float(np.log1p(depths.mean() if len(depths) else 0.0)),
             rna_input_dropout=rna_input_dropout,
+            head_precision=head_precision,
         )  # checks the likelihood names
         validate.check_model_input(self.adata_manager, scans, rna_likelihood, epi_likelihood)
         self._model_summary_string = (

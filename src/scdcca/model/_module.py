@@ -42,7 +42,7 @@ class DCCAModule(BaseModuleClass):
 
     :class:`scdcca.DCCA` builds it; the architecture arguments (``n_latent``, ``n_hidden``,
     ``n_layers``, ``dropout_rate``, ``rna_likelihood``, ``epi_likelihood``,
-    ``rna_input_dropout``) have their meaning and defaults there.
+    ``rna_input_dropout``, ``head_precision``) have their meaning and defaults there.
 
     Parameters
     ----------
@@ -70,6 +70,7 @@ class DCCAModule(BaseModuleClass):
         rna_likelihood: RNALikelihood,
         epi_likelihood: EpiLikelihood,
         rna_input_dropout: float,
+        head_precision: str = "float32",
         log_mean_epi_depth: float = 0.0,
     ):
         super().__init__()
@@ -92,6 +93,7 @@ class DCCAModule(BaseModuleClass):
             dropout_rate,
             rna_likelihood,
             rna_input_dropout,
+            head_precision,
         )
         self.epi = EpigenomeVAE(
             n_regions,
@@ -102,6 +104,7 @@ class DCCAModule(BaseModuleClass):
             dropout_rate,
             epi_likelihood,
             log_mean_epi_depth,
+            head_precision,
         )
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
