@@ -86,9 +86,10 @@ class _BlockwiseBernoulliNLL(torch.autograd.Function):
         want_offset = ctx.needs_input_grad[3]
         if factor is not None:  # regions x cells, scaled in place: backward runs once
             d_logits = factor.mul_(grad_nll)
+            d_low = d_logits.to(weight.dtype)  # one cast for both products
             return (
-                _mm(d_logits.t(), weight),
-                _mm(d_logits, hidden),
+                _mm(d_low.t(), weight).to(d_logits.dtype),
+                _mm(d_low, hidden).to(d_logits.dtype),
                 d_logits.sum(1),
                 d_logits.sum(0).unsqueeze(-1) if want_offset else None,
                 *(None,) * 7,
