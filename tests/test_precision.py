@@ -83,7 +83,12 @@ def test_bfloat16_heads_train_close_to_float32_and_evaluate_identically(batch):
             torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
-def test_blockwise_head_gradients_in_bfloat16_match_float32():
+@pytest.mark.parametrize("stored_elements", [2**23, 0])
+def test_blockwise_head_gradients_in_bfloat16_match_float32(stored_elements, monkeypatch):
+    """Kept or recomputed gradient factor, the bfloat16 products agree with float32."""
+    from scdcca.model import _bernoulli_head
+
+    monkeypatch.setattr(_bernoulli_head, "STORED_ELEMENTS_LOW_PRECISION", stored_elements)
     generator = torch.Generator().manual_seed(0)
     hidden = torch.randn(64, 32, generator=generator, requires_grad=True)
     weight = (torch.randn(3000, 32, generator=generator) * 0.2).requires_grad_(True)

@@ -8,7 +8,9 @@ pass keeps only each block's gradient factor ``sigmoid(l) - x`` (regions x cells
 the backward pass is two matrix products; above :data:`STORED_ELEMENTS` it keeps nothing and
 recomputes the blocks instead (as fused linear + cross-entropy kernels do), trading one more
 matrix product for the memory. The products run in float32 or, for mixed-precision training,
-on bfloat16 copies of their inputs (see :mod:`scdcca.model._precision`).
+on bfloat16 copies of their inputs (see :mod:`scdcca.model._precision`); with those the
+recomputed product is cheap and a large stored factor costs more in fresh memory and casts
+than it saves, so it is kept only up to :data:`STORED_ELEMENTS_LOW_PRECISION`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from torch.nn import functional as F
 BLOCK_ELEMENTS = 2**19
 #: Largest cells x regions gradient factor kept from the forward pass: 2**26 floats (256 MB).
 STORED_ELEMENTS = 2**26
+#: The same when the products multiply low-precision copies: 2**23 floats (32 MB).
+STORED_ELEMENTS_LOW_PRECISION = 2**23
 
 
 def block_regions(n_cells: int) -> int:
@@ -60,7 +64,8 @@ class _BlockwiseBernoulliNLL(torch.autograd.Function):
         entries = _sorted_by_column(rows, cols, calls, n_regions, size)
         missing = _sorted_by_column(miss_rows, miss_cols, None, n_regions, size)
         factor = None
-        if keep and n_regions * n_cells <= STORED_ELEMENTS:
+        limit = STORED_ELEMENTS if weight.dtype == bias.dtype else STORED_ELEMENTS_LOW_PRECISION
+        if keep and n_regions * n_cells <= limit:
             factor = bias.new_empty(n_regions, n_cells)
         hidden_t, offset_t = hidden.t(), offset.t()
         nll = bias.new_zeros(n_cells)
