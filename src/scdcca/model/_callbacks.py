@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import copy
 import math
+from types import MappingProxyType
 
 import lightning.pytorch as pl
 
 #: Logged metrics copied into each epoch's history row, by row column.
-_RECORDED = {
-    "train_loss": "train_loss",
-    "validation_loss": "validation_loss",
-    "reconstruction_rna": "reconstruction_rna_{split}",
-    "reconstruction_epi": "reconstruction_epi_{split}",
-    "kl_rna": "kl_rna_{split}",
-    "kl_epi": "kl_epi_{split}",
-    "attention_distance": "attention_distance_validation",
-}
+_RECORDED = MappingProxyType(
+    {
+        "train_loss": "train_loss",
+        "validation_loss": "validation_loss",
+        "reconstruction_rna": "reconstruction_rna_{split}",
+        "reconstruction_epi": "reconstruction_epi_{split}",
+        "kl_rna": "kl_rna_{split}",
+        "kl_epi": "kl_epi_{split}",
+        "attention_distance": "attention_distance_validation",
+    }
+)
 
 
 def _metric(trainer: pl.Trainer, name: str) -> float:

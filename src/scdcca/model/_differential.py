@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from functools import partial
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -39,8 +40,8 @@ from ._access import StreamMixin
 logger = logging.getLogger(__name__)
 
 Modality = Literal["rna", "epi"]
-_WHAT = {"rna": "RNA", "epi": "epigenome"}
-_LIKELIHOODS = {"rna": ("nb", "zinb"), "epi": ("bernoulli",)}
+_WHAT = MappingProxyType({"rna": "RNA", "epi": "epigenome"})
+_LIKELIHOODS = MappingProxyType({"rna": ("nb", "zinb"), "epi": ("bernoulli",)})
 #: Column ``_de_core`` writes into ``adata.obs`` while it runs and removes afterwards.
 _DE_CORE_TEMP_KEY = "_scvi_temp_de"
 

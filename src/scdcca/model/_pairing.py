@@ -11,6 +11,7 @@ model finds the twin. Sparse rows are padded without densifying.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from scipy import sparse
 from scdcca._constants import MODALITIES
 
 #: Columns of the padded twin's ``.obs`` with the per-cell "measured" flags.
-OBSERVED_COLUMNS = {"rna": "_dcca_observed_rna", "epi": "_dcca_observed_epi"}
+OBSERVED_COLUMNS = MappingProxyType({"rna": "_dcca_observed_rna", "epi": "_dcca_observed_epi"})
 
 
 def observed_cells(mdata: MuData, modalities: Mapping[str, str]) -> dict[str, np.ndarray]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import h5py
@@ -36,7 +37,7 @@ _BLOCK_ENTRIES = 1 << 22
 #: A value further than this from the nearest integer is not a count.
 _INTEGER_TOLERANCE = 1e-3
 #: The setup argument naming each role's layer, and its registry key.
-_ROLES = {"rna": ("rna_layer", RNA_KEY), "epi": ("epi_layer", EPI_KEY)}
+_ROLES = MappingProxyType({"rna": ("rna_layer", RNA_KEY), "epi": ("epi_layer", EPI_KEY)})
 
 
 class InputWarning(UserWarning):
