@@ -10,12 +10,12 @@ AMX), where these products run several times faster than in float32.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
 HeadPrecision = Literal["auto", "float32", "bfloat16"]
-HEAD_PRECISIONS = ("auto", "float32", "bfloat16")
+HEAD_PRECISIONS = get_args(HeadPrecision)
 
 
 def check_head_precision(precision: str) -> str:
