@@ -34,7 +34,7 @@ import torch
 
 import scdcca
 from _timing import EpochTimer, PeakRSS, dcca_flops_per_cell, matmul_gflops
-from scdcca.model._precision import head_dtype
+from scdcca.model._precision import HEAD_PRECISIONS, head_dtype
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EPIGENOME = {"scicar_kidney": "atac", "pairedtag_h3k4me3": "histone", "scicar_a549": "atac"}
@@ -83,8 +83,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-multivi", action="store_true")
     parser.add_argument("--rna-likelihood", default="zinb", choices=["zinb", "nb"])
-    precisions = ["auto", "float32", "bfloat16"]
-    parser.add_argument("--head-precision", default="auto", choices=precisions)
+    parser.add_argument("--head-precision", default="auto", choices=HEAD_PRECISIONS)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)

@@ -33,6 +33,13 @@ Modality = Literal["rna", "epi"]
 BatchChoice = str | int | Sequence[str | int] | None
 
 
+def batch_list(transform_batch: BatchChoice) -> list[str | int] | None:
+    """``transform_batch`` as a list of batch names (``None``: each cell's own batch)."""
+    if transform_batch is None or isinstance(transform_batch, str | int):
+        return None if transform_batch is None else [transform_batch]
+    return list(transform_batch)
+
+
 def sparse_above(blocks: Iterable[np.ndarray], threshold: float) -> sparse.csr_matrix:
     """Stack blocks of rows into one CSR matrix of the values ``>= threshold``.
 
@@ -129,6 +136,7 @@ class StreamMixin:
         """
         vae = self.module.vae(modality)
         codes = self._transform_batch_codes(transform_batch)
+        rna_counts = observed_library and modality == "rna"
         with torch.inference_mode():
             for tensors in self._minibatches(mdata, indices, batch_size, (modality,)):
                 z = self.module.latent_or_predicted(modality, tensors)
@@ -142,13 +150,13 @@ class StreamMixin:
                 out = 0.0
                 for batch in batches:
                     px = vae.decode(z, library, batch)
-                    rna_counts = observed_library and modality == "rna"
                     out = out + (px.mean if rna_counts else vae.normalized(px)) / len(batches)
                 yield out.cpu().numpy()
 
     def _transform_batch_codes(self, transform_batch: BatchChoice) -> list[int] | None:
         """Codes of the batches named by ``transform_batch`` (``None``: each cell's own)."""
-        if transform_batch is None:
+        names = batch_list(transform_batch)
+        if names is None:
             return None
         key = self.adata_manager.registry["setup_args"].get("batch_key")
         if key is None:
@@ -156,7 +164,6 @@ class StreamMixin:
                 "transform_batch was given, but the model was set up without batch_key and "
                 "has a single batch. Leave transform_batch=None."
             )
-        names = [transform_batch] if isinstance(transform_batch, str | int) else transform_batch
         known = self.adata_manager.get_state_registry(BATCH_KEY)["categorical_mapping"]
         mapping = pd.Index([str(m) for m in known])
         codes = mapping.get_indexer([str(n) for n in names])

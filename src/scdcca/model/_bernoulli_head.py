@@ -93,8 +93,8 @@ class _BlockwiseBernoulliNLL(torch.autograd.Function):
             d_logits = factor.mul_(grad_nll)
             d_low = d_logits.to(weight.dtype)  # one cast for both products
             return (
-                _mm(d_low.t(), weight).to(d_logits.dtype),
-                _mm(d_low, hidden).to(d_logits.dtype),
+                _mm(d_low.t(), weight, d_logits.dtype),
+                _mm(d_low, hidden, d_logits.dtype),
                 d_logits.sum(1),
                 d_logits.sum(0).unsqueeze(-1) if want_offset else None,
                 *(None,) * 7,
@@ -114,17 +114,17 @@ class _BlockwiseBernoulliNLL(torch.autograd.Function):
                 _block_entries(ctx.entries, block, start),
                 _block_entries(ctx.missing, block, start)[:2],
             ).mul_(grad_nll)
-            grad_hidden += _mm(d_logits.t(), weight[start:stop])
-            grad_weight[start:stop] = _mm(d_logits, hidden)
+            grad_hidden += _mm(d_logits.t(), weight[start:stop], d_logits.dtype)
+            grad_weight[start:stop] = _mm(d_logits, hidden, d_logits.dtype)
             torch.sum(d_logits, 1, out=grad_bias[start:stop])
             if grad_offset is not None:
                 grad_offset += d_logits.sum(0).unsqueeze(-1)
         return grad_hidden, grad_weight, grad_bias, grad_offset, *(None,) * 7
 
 
-def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a @ b`` multiplied in ``b``'s dtype, returned in ``a``'s."""
-    return torch.mm(a.to(b.dtype), b).to(a.dtype)
+def _mm(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``a @ b`` multiplied in ``b``'s dtype, returned in ``dtype``."""
+    return torch.mm(a.to(b.dtype), b).to(dtype)
 
 
 def _block_logits(weight, bias, hidden_t, offset_t, start, stop, out=None) -> torch.Tensor:

@@ -16,6 +16,7 @@ from scdcca._constants import (
     UNS_KEY,
 )
 
+from ._access import batch_list
 from ._joint import weigh_joint
 from ._pairing import observed_cells
 
@@ -55,6 +56,8 @@ def write(
 ) -> MuData:
     """Write ``model``'s results into ``mdata``; documented in :meth:`DCCA.write_results`."""
     model._require_trained()
+    model._transform_batch_codes(transform_batch)  # refused before anything is written
+    names = batch_list(transform_batch)
     modalities = model.modalities_
     taken = result_locations(mdata, modalities)
     if taken and not overwrite:
@@ -85,8 +88,6 @@ def write(
     weight = model.joint_epi_weight
     joint = weigh_joint(both, n_latent, weight)
     layers = {rna: None, epi: None}
-    single = isinstance(transform_batch, str | int)
-    batch_names = [str(b) for b in ([transform_batch] if single else transform_batch or [])]
     if denoised:
         layers[rna] = model.get_normalized_expression(
             source,
@@ -136,7 +137,7 @@ def write(
         "rna_denoised_library_size": float(rna_library_size),
         "epi_denoised": "open probability at mean depth"
         + ("" if epi_threshold is None else f", kept where >= {epi_threshold}"),
-        "denoised_batches": "each cell's own" if transform_batch is None else batch_names,
+        "denoised_batches": "each cell's own" if names is None else [str(n) for n in names],
         "schedule": [str(p["name"]) for p in model.schedule_],
     }
     writes.append((mdata.uns, UNS_KEY, settings))
