@@ -22,6 +22,7 @@ class EpochTimer(pl.Callback):
         self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module):
+        synchronize(str(pl_module.device))
         self.seconds.append(time.perf_counter() - self._start)
 
     def median(self, skip_first: bool = True) -> float:
@@ -67,15 +68,18 @@ def matmul_gflops(
     batch: int = 128,
     repeat: int = 30,
     dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
 ) -> float:
     """Measured GEMM rate in GFLOP/s for a decoder head (batch x hidden x features)."""
-    a = torch.randn(batch, n_hidden, dtype=dtype)
-    b = torch.randn(n_hidden, n_features, dtype=dtype)
+    a = torch.randn(batch, n_hidden, dtype=dtype, device=device)
+    b = torch.randn(n_hidden, n_features, dtype=dtype, device=device)
     for _ in range(3):
         a @ b
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(repeat):
         a @ b
+    synchronize(device)
     seconds = (time.perf_counter() - start) / repeat
     return 2.0 * batch * n_hidden * n_features / seconds / 1e9
 
@@ -112,3 +116,9 @@ def dcca_flops_per_cell(
         )
 
     return per_vae(n_genes, rna_nnz, rna_heads) + per_vae(n_regions, epi_nnz, 1)
+
+
+def synchronize(device: str) -> None:
+    """Wait for the work queued on ``device`` (a no-op on the CPU)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)

@@ -5,6 +5,7 @@ Usage::
     python benchmarks/speed.py [--dataset scicar_kidney] [--epochs 6] [--rounds 3]
                                [--batch-size 128] [--threads 2] [--skip-multivi]
                                [--rna-likelihood zinb] [--head-precision auto]
+                               [--accelerator cpu] [--data-dir ../shared/data]
 
 Both models train on the same real MuData with the same batch size and number of epochs,
 without validation passes (so an epoch is the same amount of data for both). scdcca runs the
@@ -17,7 +18,9 @@ FLOPs of one epoch over this machine's measured GEMM rate in the dtype of scdcca
 decoder heads: bfloat16 where ``--head-precision`` picks it, else float32); the ratio is
 the median of the rounds' ratios, with their range. Writes a markdown table to
 ``benchmarks/output/speed_<dataset>.md`` (``_nb`` appended for ``--rna-likelihood nb``,
-``_float32`` for ``--head-precision float32``).
+``_float32`` for ``--head-precision float32``, ``_gpu`` for ``--accelerator gpu``). On a GPU
+the floor is measured there and the table adds each tool's peak GPU memory (allocated by
+torch) during its first fit.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import scvi
 import torch
 
 import scdcca
-from _timing import EpochTimer, PeakRSS, dcca_flops_per_cell, matmul_gflops
+from _timing import EpochTimer, PeakRSS, dcca_flops_per_cell, matmul_gflops, synchronize
 from scdcca.model._precision import HEAD_PRECISIONS, head_dtype
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -41,14 +44,32 @@ EPIGENOME = {"scicar_kidney": "atac", "pairedtag_h3k4me3": "histone", "scicar_a5
 NO_VALIDATION = {"check_val_every_n_epoch": 10**6, "enable_progress_bar": False}
 
 
+def _reset_gpu_peak(accelerator: str) -> None:
+    if accelerator == "gpu":
+        synchronize("cuda")
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _gpu_peak(accelerator: str) -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if accelerator == "gpu" else float("nan")
+
+
 def time_dcca(
-    mdata: mudata.MuData, epi: str, epochs: int, batch_size: int, **model_kwargs
+    mdata: mudata.MuData,
+    epi: str,
+    epochs: int,
+    batch_size: int,
+    accelerator: str = "cpu",
+    **model_kwargs,
 ) -> dict:
     scdcca.DCCA.setup_mudata(mdata, modalities={"rna_layer": "rna", "epi_layer": epi})
     model = scdcca.DCCA(mdata, **model_kwargs)
     timer = EpochTimer()
+    _reset_gpu_peak(accelerator)
     with PeakRSS() as memory:
         model.train(
+            accelerator=accelerator,
+            devices=1,
             max_epochs_per_phase=epochs,
             patience=10**6,
             refine_epi_decoder=False,  # time the schedule's epochs only
@@ -56,22 +77,27 @@ def time_dcca(
             callbacks=[timer],
             **NO_VALIDATION,
         )
-    return {"timer": timer, "rss": memory.gib}
+    return {"timer": timer, "rss": memory.gib, "gpu": _gpu_peak(accelerator)}
 
 
-def time_multivi(mdata: mudata.MuData, epi: str, epochs: int, batch_size: int) -> dict:
+def time_multivi(
+    mdata: mudata.MuData, epi: str, epochs: int, batch_size: int, accelerator: str = "cpu"
+) -> dict:
     scvi.model.MULTIVI.setup_mudata(mdata, modalities={"rna_layer": "rna", "atac_layer": epi})
     model = scvi.model.MULTIVI(mdata, n_genes=mdata["rna"].n_vars, n_regions=mdata[epi].n_vars)
     timer = EpochTimer()
+    _reset_gpu_peak(accelerator)
     with PeakRSS() as memory:
         model.train(
+            accelerator=accelerator,
+            devices=1,
             max_epochs=epochs,
             batch_size=batch_size,
             early_stopping=False,
             callbacks=[timer],
             **NO_VALIDATION,
         )
-    return {"timer": timer, "rss": memory.gib}
+    return {"timer": timer, "rss": memory.gib, "gpu": _gpu_peak(accelerator)}
 
 
 def main() -> None:
@@ -84,12 +110,15 @@ def main() -> None:
     parser.add_argument("--skip-multivi", action="store_true")
     parser.add_argument("--rna-likelihood", default="zinb", choices=["zinb", "nb"])
     parser.add_argument("--head-precision", default="auto", choices=HEAD_PRECISIONS)
+    parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
+    parser.add_argument("--data-dir", type=Path, default=DATA)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     scvi.settings.seed = 0
     epi = EPIGENOME[args.dataset]
-    path = DATA / f"{args.dataset}.h5mu"
+    path = args.data_dir / f"{args.dataset}.h5mu"
+    device = "cuda" if args.accelerator == "gpu" else "cpu"
 
     names = [f"scdcca (alternating, {args.rna_likelihood}, heads {args.head_precision})"]
     if not args.skip_multivi:
@@ -102,6 +131,7 @@ def main() -> None:
                 epi,
                 args.epochs,
                 args.batch_size,
+                args.accelerator,
                 rna_likelihood=args.rna_likelihood,
                 head_precision=args.head_precision,
             )
@@ -109,7 +139,9 @@ def main() -> None:
         gc.collect()
         if not args.skip_multivi:
             fits[names[1]].append(
-                time_multivi(mudata.read_h5mu(path), epi, args.epochs, args.batch_size)
+                time_multivi(
+                    mudata.read_h5mu(path), epi, args.epochs, args.batch_size, args.accelerator
+                )
             )
             gc.collect()
 
@@ -124,28 +156,33 @@ def main() -> None:
         rna_heads=2 if args.rna_likelihood == "zinb" else 1,
     )
     # the heads multiply in bfloat16 where head_precision picks it
-    dtype = head_dtype(args.head_precision, torch.device("cpu"), training=True) or torch.float32
-    gflops = matmul_gflops(atac.shape[1], batch=args.batch_size, dtype=dtype)
+    dtype = head_dtype(args.head_precision, torch.device(device), training=True) or torch.float32
+    gflops = matmul_gflops(atac.shape[1], batch=args.batch_size, dtype=dtype, device=device)
     floor = flops / (gflops * 1e9)
     dtype_name = str(dtype).removeprefix("torch.")
 
     lines = [
         f"dataset {args.dataset}: {mdata.n_obs} cells ({n_train} training), "
         f"{rna.shape[1]} genes, {atac.shape[1]} regions; batch {args.batch_size}, "
-        f"{args.rounds} rounds of {args.epochs} epochs, {args.threads} threads; "
+        f"{args.rounds} rounds of {args.epochs} epochs, {args.threads} threads, "
+        f"{args.accelerator}"
+        + (f" ({torch.cuda.get_device_name()})" if device == "cuda" else "")
+        + "; "
         f"{dtype_name} GEMM {gflops:.0f} GFLOP/s, "
         f"scdcca floor {floor:.2f} s/epoch ({flops / 1e9:.1f} GFLOP)",
         "",
-        "| method | s/epoch | cells/s | peak RSS GiB | fraction of floor |",
-        "|---|---|---|---|---|",
+        "| method | s/epoch | cells/s | peak RSS GiB | peak GPU GiB | fraction of floor |",
+        "|---|---|---|---|---|---|",
     ]
     seconds = {name: [run["timer"].median() for run in runs] for name, runs in fits.items()}
     for name, runs in fits.items():
         median = float(np.median(seconds[name]))
         fraction = f"{floor / median:.2f}" if name.startswith("scdcca") else ""
         peak = runs[0]["rss"]  # later rounds inherit memory of the earlier fits
+        gpu = "" if device == "cpu" else f"{runs[0]['gpu']:.2f}"
         lines.append(
-            f"| {name} | {median:.2f} | {n_train / median:,.0f} | {peak:.2f} | {fraction} |"
+            f"| {name} | {median:.2f} | {n_train / median:,.0f} | {peak:.2f} | {gpu} "
+            f"| {fraction} |"
         )
     if len(fits) == 2:
         ratios = np.divide(seconds[names[1]], seconds[names[0]])
@@ -161,6 +198,7 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     suffix = "" if args.rna_likelihood == "zinb" else f"_{args.rna_likelihood}"
     suffix += "" if args.head_precision == "auto" else f"_{args.head_precision}"
+    suffix += "" if args.accelerator == "cpu" else f"_{args.accelerator}"
     (out / f"speed_{args.dataset}{suffix}.md").write_text(text + "\n")
     for name, runs in fits.items():
         for run in runs:

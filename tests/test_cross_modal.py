@@ -90,6 +90,46 @@ def test_generation_weighs_region_frequencies_by_validation_likelihood(trained_k
     assert scores[chosen] <= min(scores[0.0], scores[1.0]) * (1 + 1e-4)
 
 
+def test_generated_profiles_take_region_openness_from_the_data(trained_kidney):
+    """Shrinkage scales each cell's deviation from the decoder's mean, not the mean itself."""
+    model, mdata = trained_kidney
+    module = model.module
+    train = np.sort(model.train_indices)
+    x_rna = torch.as_tensor(mdata["rna"].X[train].toarray(), dtype=torch.float32)
+    with torch.inference_mode():
+        z = module.rna.encode(x_rna).loc
+        logits = module.epi.decode(z, torch.zeros(len(z), 1)).logits
+        for weight in (0.0, 0.5, 0.9):
+            deviation = logits - module.epi_decoder_mean_logit
+            generated = module.epi_region_logit + (1 - weight) * deviation
+            gap = (generated.mean(0) - module.epi_region_logit).abs()
+            # over the training cells the generated profile averages to the data's frequencies
+            # (the decoder's mean is taken over a subset of them; logits average about -7)
+            assert float(gap.max()) < 0.2
+            # and the cells differ from each other as the decoder says, scaled by 1 - weight
+            np.testing.assert_allclose(
+                generated.std(0).numpy(), (1 - weight) * logits.std(0).numpy(), rtol=1e-4
+            )
+
+
+def test_saves_without_the_decoder_mean_generate_as_they_were_trained_to(kidney):
+    scdcca.DCCA.setup_mudata(kidney, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(kidney)
+    module = model.module
+    region = torch.linspace(-6.0, -2.0, module.epi_region_logit.numel())
+    saved = dict(module.state_dict())
+    saved["epi_region_logit"], saved["epi_region_weight"] = region, torch.tensor(0.3)
+    del saved["epi_decoder_mean_logit"]
+    module.load_state_dict(saved)
+    logits = torch.randn(4, region.numel()) - 4.0
+    depth = torch.full((4, 1), 20.0)
+    # such models moved the decoder's logits towards the frequencies: lerp(logits, region, w)
+    torch.testing.assert_close(
+        module.generated_epi_logits(logits, depth),
+        module.generated_epi_logits(torch.lerp(logits, region, 0.3), depth, weight=0.0),
+    )
+
+
 def test_saves_without_generation_fits_still_load(kidney):
     scdcca.DCCA.setup_mudata(kidney, modalities=KIDNEY_MODALITIES)
     model = scdcca.DCCA(kidney)

@@ -237,6 +237,7 @@ FITTED_AFTER_TRAINING = (
     "epi_depth_fit",
     "epi_depth_latent",
     "epi_region_logit",
+    "epi_decoder_mean_logit",
     "epi_region_weight",
 )
 

@@ -477,7 +477,7 @@ def test_decoder_refinement_moves_only_the_epigenome_decoder():
     moved = {k for k in before if not torch.equal(before[k], after[k])}
     decoder = {k for k in before if k.startswith(("epi.decoder.", "epi.output_head."))}
     fitted_after_training = {"epi_depth_fit", "epi_depth_latent", "epi_region_logit"}
-    fitted_after_training |= {"epi_region_weight", "joint_epi_weight"}
+    fitted_after_training |= {"epi_region_weight", "epi_decoder_mean_logit", "joint_epi_weight"}
     assert decoder & moved  # the decoder learnt
     assert moved <= decoder | fitted_after_training  # nothing else did
     for modality in ("rna", "epi"):

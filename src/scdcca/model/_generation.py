@@ -5,11 +5,12 @@ saved and loaded with the weights):
 
 - the depth of a generated cell (``epi_depth_fit``, ``epi_depth_latent``): ridge regression
   of ``log1p(open regions)`` on ``log1p(RNA library)`` and ``z_rna`` over paired cells;
-- the shrinkage of generated logits towards the regions' frequencies in the training cells
-  (``epi_region_logit``, ``epi_region_weight``): the weight maximises the likelihood of the
-  validation cells' measured calls given their RNA, so the decoder's cell-specific profile
-  is kept where it predicts cells it did not train on, and pulled towards each region's
-  typical openness where it does not.
+- the profile of generated cells (``epi_region_logit``, ``epi_decoder_mean_logit``,
+  ``epi_region_weight``): each region's open frequency in the training cells, plus each
+  cell's deviation from the decoder's mean profile over training cells, shrunk by a weight
+  that maximises the likelihood of the validation cells' measured calls given their RNA.
+  The decoder's cell-specific profile is kept where it predicts cells it did not train on,
+  and pulled towards each region's typical openness where it does not.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from ._module import DCCAModule
 from ._sparse import csr_parts, row_sums
 
 Batches = Iterable[dict[str, torch.Tensor]]
-WEIGHTS = tuple(np.linspace(0.0, 1.0, 11))
-"""Candidate shrinkage weights (0: the decoder alone, 1: region frequencies alone)."""
+WEIGHTS = (*np.linspace(0.0, 0.9, 10), 0.95, 0.98, 1.0)
+"""Candidate shrinkage weights (0: the decoder's deviations kept whole, 1: region frequencies
+alone); finer near 1, where deviations of several logits are scaled down to a few tenths."""
 
 
 @torch.inference_mode()
@@ -57,16 +59,20 @@ def fit_depth(module: DCCAModule, paired: Batches, ridge: float = 1e-3) -> None:
 
 
 @torch.inference_mode()
-def fit_region_prior(module: DCCAModule, training: Batches, validation: Batches | None) -> None:
+def fit_region_prior(
+    module: DCCAModule, training: Batches, sample: Batches, validation: Batches | None
+) -> None:
     """Fit the region frequencies on ``training`` cells and their weight on ``validation``.
 
     ``epi_region_logit`` becomes the logit of each region's open frequency over the paired
-    training cells (half a call added to each region's count and to the number of cells).
+    training cells (half a call added to each region's count and to the number of cells);
+    ``epi_decoder_mean_logit`` the mean of the logits that the decoder generates from the
+    RNA latents of the ``sample`` cells (a subset of the training cells), at the mean depth.
     ``epi_region_weight`` becomes the weight of :data:`WEIGHTS` whose generated profiles
     (:meth:`DCCAModule.generated_epi_logits`, each cell at its expected depth) give the
     validation cells' calls the highest Bernoulli likelihood; missing (NaN) calls are left
-    out. Without validation cells (``None``) the weight is 0: generation uses the decoder
-    alone.
+    out. Without validation cells (``None``) the weight is 0: the decoder's deviations are
+    kept whole.
     """
     counts, n_cells = None, 0
     for tensors in training:
@@ -81,24 +87,41 @@ def fit_region_prior(module: DCCAModule, training: Batches, validation: Batches 
     frequency = (counts + 0.5) / (n_cells + 1.0)
     module.epi_region_logit.copy_(torch.logit(frequency))
     module.epi_region_weight.fill_(0.0)
+    total, n_sample = None, 0
+    for tensors in sample:
+        logits = _generated_logits(module, tensors)
+        total = logits.sum(0) if total is None else total + logits.sum(0)
+        n_sample += logits.shape[0]
+    if total is not None:
+        module.epi_decoder_mean_logit.copy_(total / n_sample)
+    else:  # no cells to average: the deviations from the region frequencies
+        module.epi_decoder_mean_logit.copy_(module.epi_region_logit)
     if validation is None:
         return
     nll = torch.zeros(len(WEIGHTS), dtype=torch.float64)
     for tensors in validation:
         z = module.posterior_mean("rna", tensors)
-        batch_index = tensors.get(BATCH_KEY)
-        batch_index = None if batch_index is None else batch_index.to(z.device)
-        decoder = module.epi.decode(z, torch.zeros(len(z), 1, device=z.device), batch_index)
+        logits = _generated_logits(module, tensors, z)
         depth = module.expected_epi_depth(tensors[RNA_KEY].to(z.device), z)
         calls, missing = module.epi.prepare(tensors[EPI_KEY].to(z.device))
         calls = calls.to_dense()
         observed = torch.ones_like(calls)
         if missing is not None:
             observed[missing] = 0.0
-        logits = decoder.logits
         for i, weight in enumerate(WEIGHTS):
             generated = module.generated_epi_logits(logits, depth, float(weight))
             nll[i] += F.binary_cross_entropy_with_logits(
                 generated, calls, weight=observed, reduction="sum"
-            ).double()
+            ).item()  # nll stays on the CPU, whatever the module's device
     module.epi_region_weight.fill_(float(WEIGHTS[int(torch.argmin(nll))]))
+
+
+def _generated_logits(
+    module: DCCAModule, tensors: dict[str, torch.Tensor], z: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The logits (at the mean depth) that generation decodes from the cells' RNA latents."""
+    z = module.posterior_mean("rna", tensors) if z is None else z
+    batch_index = tensors.get(BATCH_KEY)
+    batch_index = None if batch_index is None else batch_index.to(z.device)
+    offset = torch.zeros(len(z), 1, device=z.device)
+    return module.epi.decode(z, offset, batch_index).logits

@@ -401,9 +401,10 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         After training (also after an interruption that kept the best weights), two fits
         make generated binary epigenomes (:meth:`predict_modality`) realistic: their depth,
         ``log1p`` of each paired cell's open regions on ``log1p`` of its RNA library size and
-        its RNA latent (ridge least squares), and how far their profiles are shrunk towards
-        the training cells' region frequencies (the weight under which the validation cells'
-        measured calls are most likely given their RNA; 0 without validation cells).
+        its RNA latent (ridge least squares), and their profile: the training cells' region
+        frequencies plus each cell's deviation from the decoder's mean profile, shrunk by
+        the weight under which the validation cells' measured calls are most likely given
+        their RNA (0, no shrinkage, without validation cells).
         The weight of the epigenome half of the joint latent (:attr:`joint_epi_weight`) is
         then fitted on the paired validation cells.
 
@@ -541,7 +542,8 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         :func:`~scdcca.model._joint.fit_joint_weight` on the paired validation cells. For a
         binary epigenome also :func:`~scdcca.model._generation.fit_depth` over the paired
         cells and :func:`~scdcca.model._generation.fit_region_prior` with the paired training
-        cells' region frequencies, weighted on at most 500 paired validation cells.
+        cells' region frequencies, the decoder's mean profile over at most 2,000 of them, and
+        the weight fitted on at most 500 paired validation cells.
         """
         paired = self._observed_cells("epi", "rna")
         every = np.arange(self.adata.n_obs) if paired is None else paired
@@ -561,10 +563,14 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             validation = np.sort(np.random.default_rng(0).choice(validation, 500, replace=False))
         if len(training) == 0:  # trained elsewhere or interrupted before the split existed
             training = every
+        sample = training
+        if len(sample) > 2000:
+            sample = np.sort(np.random.default_rng(0).choice(sample, 2000, replace=False))
         generation.fit_depth(self.module, self._minibatches(None, every, None))
         generation.fit_region_prior(
             self.module,
             self._minibatches(None, training, None),
+            self._minibatches(None, sample, None),
             self._minibatches(None, validation, None) if len(validation) else None,
         )
 

@@ -79,8 +79,10 @@ class DCCAModule(BaseModuleClass):
         # z_rna @ epi_depth_latent + intercept; the typical depth until training fits it
         self.register_buffer("epi_depth_fit", torch.tensor([0.0, float(log_mean_epi_depth)]))
         self.register_buffer("epi_depth_latent", torch.zeros(n_latent))
-        # generated epigenome logits: lerp(decoder logits, epi_region_logit, epi_region_weight)
+        # generated epigenome logits: epi_region_logit + (1 - epi_region_weight) *
+        # (decoder logits - epi_decoder_mean_logit), see generated_epi_logits
         self.register_buffer("epi_region_logit", torch.zeros(n_regions))
+        self.register_buffer("epi_decoder_mean_logit", torch.zeros(n_regions))
         self.register_buffer("epi_region_weight", torch.tensor(0.0))
         # joint latent: [z_rna, joint_epi_weight * z_epi] (fitted by _joint.fit_joint_weight)
         self.register_buffer("joint_epi_weight", torch.tensor(1.0))
@@ -111,13 +113,16 @@ class DCCAModule(BaseModuleClass):
         """As :meth:`torch.nn.Module.load_state_dict`, accepting saves without the later fits.
 
         Saves without generation fits keep this module's depth fit (the typical depth for a
-        new module) and generate from the decoder alone (region weight 0); saves without a
-        joint weight give the plain concatenation (weight 1).
+        new module) and generate from the decoder alone (region weight 0); saves with region
+        frequencies but without the decoder's mean profile move the decoder's logits towards
+        the frequencies by the weight, as such models were trained to; saves without a joint
+        weight give the plain concatenation (weight 1).
         """
         state_dict = dict(state_dict)
         state_dict.setdefault("epi_depth_fit", self.epi_depth_fit)
         state_dict.setdefault("epi_depth_latent", torch.zeros_like(self.epi_depth_latent))
         state_dict.setdefault("epi_region_logit", torch.zeros_like(self.epi_region_logit))
+        state_dict.setdefault("epi_decoder_mean_logit", state_dict["epi_region_logit"])
         state_dict.setdefault("epi_region_weight", torch.zeros_like(self.epi_region_weight))
         state_dict.setdefault("joint_epi_weight", torch.ones_like(self.joint_epi_weight))
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
@@ -137,13 +142,17 @@ class DCCAModule(BaseModuleClass):
     ) -> torch.Tensor:
         """Logits of epigenomes generated from ``z_rna``, their sigmoids summing to ``depth``.
 
-        The decoder's ``logits`` are moved towards the training cells' region frequencies by
-        ``weight`` (the fitted ``epi_region_weight`` if ``None``):
-        ``lerp(logits, epi_region_logit, weight)``, then shifted per cell to the expected
-        depth (:func:`logits_at_depth`).
+        Each cell's deviations from the decoder's mean profile over training cells
+        (``epi_decoder_mean_logit``) are scaled by ``1 - weight`` (the fitted
+        ``epi_region_weight`` if ``None``) and added to the training cells' region
+        frequencies: ``epi_region_logit + (1 - weight) * (logits - epi_decoder_mean_logit)``.
+        The weight shrinks only what tells cells apart; each region's typical openness comes
+        from the data. Then the logits are shifted per cell to the expected depth
+        (:func:`logits_at_depth`).
         """
         weight = self.epi_region_weight if weight is None else weight
-        return logits_at_depth(torch.lerp(logits, self.epi_region_logit, weight), depth)
+        deviation = logits - self.epi_decoder_mean_logit
+        return logits_at_depth(self.epi_region_logit + (1 - weight) * deviation, depth)
 
     def generated_epi_probs(self, px: RegionBernoulli, depth: torch.Tensor) -> torch.Tensor:
         """Open probabilities of :meth:`generated_epi_logits` for the decoder output ``px``."""

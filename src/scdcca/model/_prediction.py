@@ -76,12 +76,13 @@ class PredictionMixin(StreamMixin):
         decoder turns that latent into a profile. Attention transfer trained the two latents
         to agree, which is what makes the decoder of one modality read the other's latent.
 
-        A generated binary epigenome is the decoder's profile moved towards the regions' open
-        frequencies in the training cells, by the weight fitted at the end of :meth:`train`
+        A generated binary epigenome is each region's open frequency in the training cells
+        plus the cell's deviation from the decoder's mean profile over training cells,
+        shrunk by the weight fitted at the end of :meth:`train`
         (``model.module.epi_region_weight``, between 0 and 1): the weight under which the
         validation cells' measured calls are most likely given their RNA. Where what the
         decoder learnt on epigenome latents does not carry over to RNA latents, generated
-        profiles lean on each region's typical openness; 0 keeps the decoder's profile.
+        profiles lean on each region's typical openness; 0 keeps the deviations whole.
 
         Parameters
         ----------
