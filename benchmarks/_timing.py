@@ -122,3 +122,15 @@ def synchronize(device: str) -> None:
     """Wait for the work queued on ``device`` (a no-op on the CPU)."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def reset_gpu_peak(accelerator: str) -> None:
+    """Start counting the peak GPU memory afresh (nothing to do on the CPU)."""
+    if accelerator == "gpu":
+        synchronize("cuda")
+        torch.cuda.reset_peak_memory_stats()
+
+
+def gpu_peak_gib(accelerator: str) -> float | None:
+    """Most GPU memory torch allocated since the last reset, in GiB (``None`` on the CPU)."""
+    return torch.cuda.max_memory_allocated() / 2**30 if accelerator == "gpu" else None

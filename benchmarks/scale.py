@@ -35,7 +35,7 @@ import torch
 from scipy import sparse
 
 import scdcca
-from _timing import EpochTimer
+from _timing import EpochTimer, gpu_peak_gib
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -96,9 +96,7 @@ def run_one(args: argparse.Namespace) -> dict:
         "epochs_s": timer.seconds,
         "cells_per_s": n_cells / seconds,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-        "peak_gpu_gib": (
-            torch.cuda.max_memory_allocated() / 2**30 if args.accelerator == "gpu" else None
-        ),
+        "peak_gpu_gib": gpu_peak_gib(args.accelerator),
         "nnz_atac_per_cell": mdata["atac"].X.nnz / n_cells,
     }
 

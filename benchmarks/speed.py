@@ -36,22 +36,19 @@ import scvi
 import torch
 
 import scdcca
-from _timing import EpochTimer, PeakRSS, dcca_flops_per_cell, matmul_gflops, synchronize
+from _timing import (
+    EpochTimer,
+    PeakRSS,
+    dcca_flops_per_cell,
+    gpu_peak_gib,
+    matmul_gflops,
+    reset_gpu_peak,
+)
 from scdcca.model._precision import HEAD_PRECISIONS, head_dtype
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EPIGENOME = {"scicar_kidney": "atac", "pairedtag_h3k4me3": "histone", "scicar_a549": "atac"}
 NO_VALIDATION = {"check_val_every_n_epoch": 10**6, "enable_progress_bar": False}
-
-
-def _reset_gpu_peak(accelerator: str) -> None:
-    if accelerator == "gpu":
-        synchronize("cuda")
-        torch.cuda.reset_peak_memory_stats()
-
-
-def _gpu_peak(accelerator: str) -> float:
-    return torch.cuda.max_memory_allocated() / 2**30 if accelerator == "gpu" else float("nan")
 
 
 def time_dcca(
@@ -65,7 +62,7 @@ def time_dcca(
     scdcca.DCCA.setup_mudata(mdata, modalities={"rna_layer": "rna", "epi_layer": epi})
     model = scdcca.DCCA(mdata, **model_kwargs)
     timer = EpochTimer()
-    _reset_gpu_peak(accelerator)
+    reset_gpu_peak(accelerator)
     with PeakRSS() as memory:
         model.train(
             accelerator=accelerator,
@@ -77,7 +74,7 @@ def time_dcca(
             callbacks=[timer],
             **NO_VALIDATION,
         )
-    return {"timer": timer, "rss": memory.gib, "gpu": _gpu_peak(accelerator)}
+    return {"timer": timer, "rss": memory.gib, "gpu": gpu_peak_gib(accelerator)}
 
 
 def time_multivi(
@@ -86,7 +83,7 @@ def time_multivi(
     scvi.model.MULTIVI.setup_mudata(mdata, modalities={"rna_layer": "rna", "atac_layer": epi})
     model = scvi.model.MULTIVI(mdata, n_genes=mdata["rna"].n_vars, n_regions=mdata[epi].n_vars)
     timer = EpochTimer()
-    _reset_gpu_peak(accelerator)
+    reset_gpu_peak(accelerator)
     with PeakRSS() as memory:
         model.train(
             accelerator=accelerator,
@@ -97,7 +94,7 @@ def time_multivi(
             callbacks=[timer],
             **NO_VALIDATION,
         )
-    return {"timer": timer, "rss": memory.gib, "gpu": _gpu_peak(accelerator)}
+    return {"timer": timer, "rss": memory.gib, "gpu": gpu_peak_gib(accelerator)}
 
 
 def main() -> None:

@@ -67,7 +67,8 @@ def fit_region_prior(
     ``epi_region_logit`` becomes the logit of each region's open frequency over the paired
     training cells (half a call added to each region's count and to the number of cells);
     ``epi_decoder_mean_logit`` the mean of the logits that the decoder generates from the
-    RNA latents of the ``sample`` cells (a subset of the training cells), at the mean depth.
+    RNA latents of the ``sample`` cells (a non-empty subset of the training cells), at the
+    mean depth.
     ``epi_region_weight`` becomes the weight of :data:`WEIGHTS` whose generated profiles
     (:meth:`DCCAModule.generated_epi_logits`, each cell at its expected depth) give the
     validation cells' calls the highest Bernoulli likelihood; missing (NaN) calls are left
@@ -87,15 +88,11 @@ def fit_region_prior(
     frequency = (counts + 0.5) / (n_cells + 1.0)
     module.epi_region_logit.copy_(torch.logit(frequency))
     module.epi_region_weight.fill_(0.0)
-    total, n_sample = None, 0
+    total, n_sample = 0.0, 0
     for tensors in sample:
         logits = _generated_logits(module, tensors)
-        total = logits.sum(0) if total is None else total + logits.sum(0)
-        n_sample += logits.shape[0]
-    if total is not None:
-        module.epi_decoder_mean_logit.copy_(total / n_sample)
-    else:  # no cells to average: the deviations from the region frequencies
-        module.epi_decoder_mean_logit.copy_(module.epi_region_logit)
+        total, n_sample = total + logits.sum(0), n_sample + logits.shape[0]
+    module.epi_decoder_mean_logit.copy_(total / n_sample)
     if validation is None:
         return
     nll = torch.zeros(len(WEIGHTS), dtype=torch.float64)
