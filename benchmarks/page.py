@@ -113,21 +113,23 @@ def _mean(table: pd.DataFrame, task: str, method: str | tuple, latent: str, colu
         ]
         values = pd.to_numeric(rows.get(column, pd.Series(dtype=float)), errors="coerce")
         if values.notna().any():
-            value = (float(values.mean()), name, float(values.std(ddof=0)))
+            sd = float(values.std(ddof=0)) if values.notna().sum() > 1 else math.nan
+            value = (float(values.mean()), name, sd)
             best = value if best is None or value[0] > best[0] else best
     return best
 
 
 def _reached(mine: tuple, bar: float) -> str:
-    """ "yes" at or above ``bar``, "no" below it, "level" where the seeds' spread covers the gap.
+    """Whether ``mine`` (mean, method, sd) reaches ``bar``: "yes", "no" or "level".
 
-    A gap under 0.0005 counts as equal: a joint latent whose epigenome half has weight 0
-    scores as its RNA half up to KMeans' arithmetic on the zero columns (0.3720 against
-    0.3722).
+    "level" where the spread over seeds covers the gap; with one seed (``sd`` nan) any gap
+    decides. A gap under 0.0005 counts as equal: a joint latent whose epigenome half has
+    weight 0 scores as its RNA half up to KMeans' arithmetic on the zero columns (0.3720
+    against 0.3722).
     """
     mean, _, sd = mine
     gap = mean - bar
-    if abs(gap) < 5e-4 or (gap > 0 and not gap <= sd):
+    if abs(gap) < 5e-4 or (gap > 0 and not gap <= sd):  # nan sd: no comparison holds
         return "yes"
     return "level (within seed spread)" if abs(gap) <= sd else "no"
 
