@@ -45,6 +45,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import scdcca
+from _data import rna_pca
 
 matplotlib.use("Agg")
 
@@ -112,16 +113,15 @@ def at_measured_depth(mdata: mudata.MuData) -> np.ndarray:
     return torch.sigmoid(logits_at_depth(logits, depth)).numpy()
 
 
-def own_type_ranks(scores: pd.DataFrame, labels: np.ndarray) -> pd.Series:
-    """Rank (1 = highest) of each set's own cell type among the label means of its score."""
+def own_type_ranks(scores: pd.DataFrame, labels: np.ndarray) -> tuple[pd.DataFrame, pd.Series]:
+    """Label means of each set's score, and the rank (1 = highest) of each set's own type."""
     mean = scores.groupby(labels, observed=True).mean()
-    return pd.Series({s: mean[s].rank(ascending=False)[s] for s in mean.columns})
+    return mean, pd.Series({s: mean[s].rank(ascending=False)[s] for s in mean.columns})
 
 
-def _own_type_first(scores: pd.DataFrame, labels: np.ndarray) -> tuple[pd.DataFrame, int, float]:
-    mean = scores.groupby(labels, observed=True).mean()
-    ranks = own_type_ranks(scores, labels)
-    return mean, int((ranks == 1).sum()), float(ranks.mean())
+def _first_and_mean_rank(ranks: pd.Series) -> tuple[int, float]:
+    """How many sets rank their own type first, and the own type's mean rank."""
+    return int((ranks == 1).sum()), float(ranks.mean())
 
 
 def type_separation(mdata: mudata.MuData, labels: np.ndarray) -> pd.DataFrame:
@@ -133,11 +133,8 @@ def type_separation(mdata: mudata.MuData, labels: np.ndarray) -> pd.DataFrame:
     from sklearn.model_selection import cross_val_predict
     from sklearn.neighbors import KNeighborsClassifier
 
-    rna = mdata["rna"].copy()
-    sc.pp.normalize_total(rna, target_sum=1e4)
-    sc.pp.log1p(rna)
-    sc.pp.pca(rna, n_comps=50, random_state=0)
-    spaces = {"epi latent": mdata["atac"].obsm["X_dcca"], "PCA of RNA": rna.obsm["X_pca"]}
+    pca = rna_pca(mdata["rna"].X, np.arange(mdata.n_obs))
+    spaces = {"epi latent": mdata["atac"].obsm["X_dcca"], "PCA of RNA": pca}
     out = {}
     for name, space in spaces.items():
         guess = cross_val_predict(KNeighborsClassifier(15), np.asarray(space), labels, cv=5)
@@ -165,10 +162,11 @@ def rank_by_type(
     separated = table["epi latent"] >= 0.5
     for kind, group in (("at least", table[separated]), ("below", table[~separated])):
         firsts = ", ".join(f"{k} {int((group[k] == 1).sum())}" for k in ranks)
-        rows.append(
-            f"\nTypes whose epigenome-latent kNN accuracy is {kind} 0.5 ({len(group)}): own "
-            f"type first on {firsts}."
-        )
+        rows += [
+            "",
+            f"Types whose epigenome-latent kNN accuracy is {kind} 0.5 ({len(group)}): own "
+            f"type first on {firsts}.",
+        ]
     return rows
 
 
@@ -228,15 +226,16 @@ def marker_activity(mdata, genes, labels, args) -> tuple[list[str], dict[str, pd
             atac, peak_sets, layer=layer, seed=args.seed, inplace=False
         )
         elapsed = time.perf_counter() - start
-        mean, hits, rank = _own_type_first(z, cell_labels)
-        _, dev_hits, dev_rank = _own_type_first(deviation, cell_labels)
+        mean, own = own_type_ranks(z, cell_labels)
+        hits, rank = _first_and_mean_rank(own)
+        dev_hits, dev_rank = _first_and_mean_rank(own_type_ranks(deviation, cell_labels)[1])
         auroc = own_type_auroc(z, cell_labels)
         matrix = atac.X if layer is None else atac.layers[layer]
         plain = set_means(matrix, atac.var_names, peak_sets, calls=layer is None)
-        _, plain_hits, plain_rank = _own_type_first(plain, cell_labels)
+        plain_hits, plain_rank = _first_and_mean_rank(own_type_ranks(plain, cell_labels)[1])
         if layer in (None, "dcca_denoised"):
             means[name] = mean
-            ranks[name] = own_type_ranks(z, cell_labels)
+            ranks[name] = own
         n_sets = len(mean.columns)
         rows.append(
             f"| {name} | {hits} / {n_sets} | {rank:.1f} | {dev_hits} / {n_sets} | "

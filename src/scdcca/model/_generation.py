@@ -120,5 +120,4 @@ def _generated_logits(
     z = module.posterior_mean("rna", tensors) if z is None else z
     batch_index = tensors.get(BATCH_KEY)
     batch_index = None if batch_index is None else batch_index.to(z.device)
-    offset = torch.zeros(len(z), 1, device=z.device)
-    return module.epi.decode(z, offset, batch_index).logits
+    return module.epi.decode(z, module.typical_library("epi", z), batch_index).logits
