@@ -43,6 +43,8 @@ import scipy.sparse
 import scvi
 import torch
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import cross_val_predict
+from sklearn.neighbors import KNeighborsClassifier
 
 import scdcca
 from _data import rna_pca
@@ -130,9 +132,6 @@ def type_separation(mdata: mudata.MuData, labels: np.ndarray) -> pd.DataFrame:
     In the epigenome latent, from which the denoised layer is decoded, and in 50 PCs of
     log-normalised RNA, which shows whether the data themselves tell the type apart.
     """
-    from sklearn.model_selection import cross_val_predict
-    from sklearn.neighbors import KNeighborsClassifier
-
     pca = rna_pca(mdata["rna"].X, np.arange(mdata.n_obs))
     spaces = {"epi latent": mdata["atac"].obsm["X_dcca"], "PCA of RNA": pca}
     out = {}

@@ -129,9 +129,11 @@ def _reached(mine: tuple, bar: float) -> str:
     """
     mean, _, sd = mine
     gap = mean - bar
-    if abs(gap) < 5e-4 or (gap > 0 and not gap <= sd):  # nan sd: no comparison holds
+    if abs(gap) < 5e-4:
         return "yes"
-    return "level (within seed spread)" if abs(gap) <= sd else "no"
+    if abs(gap) <= sd:  # False for a nan sd
+        return "level (within seed spread)"
+    return "yes" if gap > 0 else "no"
 
 
 #: Targets: (what, task, column, scdcca's latent, comparator methods, their latent, factor).
