@@ -106,7 +106,7 @@ def marker_sets(mdata: mudata.MuData, labels: str, n_markers: int) -> dict[str, 
 
 def at_measured_depth(mdata: mudata.MuData) -> np.ndarray:
     """The denoised layer with each cell's logits shifted to its measured open regions."""
-    from scdcca.model._components import logits_at_depth
+    from scdcca.module._components import logits_at_depth
 
     atac = mdata["atac"]
     probs = torch.as_tensor(np.asarray(atac.layers["dcca_denoised"]), dtype=torch.float32)

@@ -44,7 +44,7 @@ from _timing import (
     matmul_gflops,
     reset_gpu_peak,
 )
-from scdcca.model._precision import HEAD_PRECISIONS, head_dtype
+from scdcca.module._precision import HEAD_PRECISIONS, head_dtype
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EPIGENOME = {"scicar_kidney": "atac", "pairedtag_h3k4me3": "histone", "scicar_a549": "atac"}

@@ -18,8 +18,8 @@ import scvi
 import torch
 
 import scdcca
+from scdcca.data._validation import InputWarning
 from scdcca.model import TrainingDivergedError
-from scdcca.model._validation import InputWarning
 
 from .conftest import KIDNEY_MODALITIES, read
 

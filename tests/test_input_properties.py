@@ -27,7 +27,7 @@ from hypothesis.extra import numpy as hnp
 from scipy import sparse
 
 import scdcca
-from scdcca.model._validation import InputWarning, scan_matrix
+from scdcca.data._validation import InputWarning, scan_matrix
 
 from .conftest import KIDNEY_MODALITIES, read
 from .test_guarantees import _changed, fingerprint

@@ -125,7 +125,7 @@ class _LatentStub:
 
 
 def test_joint_weight_is_the_clipped_r2_of_the_rna_latent_from_the_epigenome_latent():
-    from scdcca.model._joint import fit_joint_weight
+    from scdcca.train._joint import fit_joint_weight
 
     z_rna = torch.randn(300, 6, generator=torch.Generator().manual_seed(0))
     centre = z_rna.mean(0)

@@ -9,9 +9,9 @@ from scipy import sparse
 
 import scdcca
 from scdcca._constants import EPI_KEY, RNA_KEY
-from scdcca.model._bernoulli_head import bernoulli_head_nll
-from scdcca.model._module import DCCAModule
-from scdcca.model._precision import head_dtype, native_cpu_bfloat16
+from scdcca.module._bernoulli_head import bernoulli_head_nll
+from scdcca.module._module import DCCAModule
+from scdcca.module._precision import head_dtype, native_cpu_bfloat16
 
 from .conftest import read
 from .test_sparse import _csr_tensor
@@ -86,7 +86,7 @@ def test_bfloat16_heads_train_close_to_float32_and_evaluate_identically(batch):
 @pytest.mark.parametrize("stored_elements", [2**23, 0])
 def test_blockwise_head_gradients_in_bfloat16_match_float32(stored_elements, monkeypatch):
     """Kept or recomputed gradient factor, the bfloat16 products agree with float32."""
-    from scdcca.model import _bernoulli_head
+    from scdcca.module import _bernoulli_head
 
     monkeypatch.setattr(_bernoulli_head, "STORED_ELEMENTS_LOW_PRECISION", stored_elements)
     generator = torch.Generator().manual_seed(0)

@@ -12,13 +12,13 @@ from scvi.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
 from torch.nn import functional as F
 
 import scdcca
-from scdcca.model._components import bernoulli_nll
-from scdcca.model._count_likelihood import (
+from scdcca.module._components import bernoulli_nll
+from scdcca.module._count_likelihood import (
     negative_binomial_nll,
     zero_inflated_negative_binomial_nll,
 )
-from scdcca.model._module import DCCAModule
-from scdcca.model._sparse import SparseInputLinear, row_sums
+from scdcca.module._module import DCCAModule
+from scdcca.module._sparse import SparseInputLinear, row_sums
 
 from .conftest import read
 
@@ -186,8 +186,8 @@ def test_blockwise_bernoulli_head_matches_dense_loss_and_gradients(
     rows, block_elements, stored_elements, monkeypatch
 ):
     """Same loss and gradients with the gradient factor kept or recomputed in backward."""
-    from scdcca.model import _bernoulli_head
-    from scdcca.model._components import RegionBernoulli
+    from scdcca.module import _bernoulli_head
+    from scdcca.module._components import RegionBernoulli
 
     monkeypatch.setattr(_bernoulli_head, "BLOCK_ELEMENTS", block_elements)
     monkeypatch.setattr(_bernoulli_head, "STORED_ELEMENTS", stored_elements)
@@ -215,7 +215,7 @@ def test_blockwise_bernoulli_head_matches_dense_loss_and_gradients(
 
 
 def test_training_minibatches_stay_csr_with_int64_indices():
-    from scdcca.model._data import SparseDataSplitter
+    from scdcca.train._data import SparseDataSplitter
 
     mdata = read("scicar_kidney")[:300].copy()
     scdcca.DCCA.setup_mudata(mdata, modalities={"rna_layer": "rna", "epi_layer": "atac"})

@@ -1,26 +1,23 @@
 """scdcca: Deep Cross-omics Cycle Attention for paired single-cell multi-omics.
 
-The submodules (``datasets``, ``pl``, ``tl``, ``model``) and :class:`DCCA` are imported on
-first use, so ``import scdcca`` and the ``scdcca`` command line start without loading torch.
+The submodules (``datasets``, ``pl``, ``tl``, ``model``, ``module``, ``train``, ``data``)
+and :class:`DCCA` are imported on first use, so ``import scdcca`` and the ``scdcca`` command
+line start without loading torch.
 """
 
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
-try:
-    __version__ = version("scdcca")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0"
+from ._version import __version__
 
 if TYPE_CHECKING:
-    from . import datasets, model, pl, tl
+    from . import data, datasets, model, module, pl, tl, train
     from .model import DCCA
 
-__all__ = ["DCCA", "__version__", "datasets", "model", "pl", "tl"]
-_SUBMODULES = ("datasets", "model", "pl", "tl")
+__all__ = ["DCCA", "__version__", "data", "datasets", "model", "module", "pl", "tl", "train"]
+_SUBMODULES = ("data", "datasets", "model", "module", "pl", "tl", "train")
 
 
 def __getattr__(name: str):

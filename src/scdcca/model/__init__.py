@@ -1,10 +1,10 @@
-"""The DCCA model, its module, training plan and schedules."""
+"""The DCCA model users work with; module, plan and schedule are re-exported from their homes."""
+
+from scdcca.data import InputWarning
+from scdcca.module import DCCAModule
+from scdcca.train import DCCATrainingPlan, Phase, TrainingDivergedError, build_schedule
 
 from ._model import DCCA
-from ._module import DCCAModule
-from ._schedule import Phase, build_schedule
-from ._training_plan import DCCATrainingPlan, TrainingDivergedError
-from ._validation import InputWarning
 
 __all__ = [
     "DCCA",

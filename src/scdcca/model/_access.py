@@ -22,10 +22,10 @@ from scipy import sparse
 
 from scdcca._blocks import row_slices
 from scdcca._constants import BATCH_KEY, MODALITIES, OBSERVED_KEYS, TENSOR_KEYS
+from scdcca.data import _validation as validate
+from scdcca.train._data import sparse_minibatches_supported
 
 from . import _arguments as arguments
-from . import _validation as validate
-from ._data import sparse_minibatches_supported
 from ._external import aligned_row_batches, feature_columns
 
 Modality = Literal["rna", "epi"]
@@ -48,6 +48,13 @@ def sparse_above(blocks: Iterable[np.ndarray], threshold: float) -> sparse.csr_m
     return sparse.vstack(
         [sparse.csr_matrix(np.where(b >= threshold, b, 0)) for b in blocks], format="csr"
     )
+
+
+def weigh_joint(latent: np.ndarray, n_latent: int, weight: float) -> np.ndarray:
+    """``[z_rna, weight * z_epi]`` from the plain concatenation ``latent`` (a new array)."""
+    out = np.array(latent, copy=True)
+    out[:, n_latent:] *= weight
+    return out
 
 
 class StreamMixin:

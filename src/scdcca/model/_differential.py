@@ -23,16 +23,16 @@ import torch
 from mudata import MuData
 from scipy import sparse
 from scvi import REGISTRY_KEYS
-from scvi.model._utils import (
-    _get_batch_code_from_category,
+from scvi.utils import track
+
+from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY
+from scdcca._scvi import (
+    batch_codes_from_categories,
+    de_core,
+    de_dsp,
     scatac_raw_counts_properties,
     scrna_raw_counts_properties,
 )
-from scvi.model.base._de_core import _de_core
-from scvi.utils import track
-from scvi.utils._docstrings import de_dsp
-
-from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY
 
 from . import _arguments as arguments
 from ._access import StreamMixin
@@ -366,7 +366,7 @@ class DifferentialMixin(StreamMixin):
             for label1, label2, cells1, cells2 in track(
                 comparisons, description="DE...", disable=silent or len(comparisons) == 1
             ):
-                result = _de_core(
+                result = de_core(
                     adata_manager=manager,
                     model_fn=model_fn,
                     representation_fn=None,
@@ -575,7 +575,7 @@ class DifferentialMixin(StreamMixin):
             # torch's generator: seeded by ``scvi.settings.seed`` like the latent draws
             picks = torch.randint(len(indices), (int(n_samples_overall),)).numpy()
             indices = np.sort(indices[picks])
-        codes = _get_batch_code_from_category(self.adata_manager, transform_batch)
+        codes = batch_codes_from_categories(self.adata_manager, transform_batch)
         vae = self.module.vae(modality)
         blocks = []
         for tensors in self._minibatches(adata, indices, batch_size, (modality,)):

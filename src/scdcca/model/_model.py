@@ -16,36 +16,35 @@ from lightning.pytorch.utilities import rank_zero_info
 from mudata import MuData
 from scipy import sparse
 from scvi.data import fields
-from scvi.data._constants import _SCVI_UUID_KEY
 from scvi.model.base import BaseModelClass
 from scvi.train import TrainRunner
 
-from scdcca import __version__
 from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY
+from scdcca._scvi import SCVI_UUID_KEY
+from scdcca._version import __version__
+from scdcca.data import _validation as validate
+from scdcca.data._manager import DCCAManager
+from scdcca.data._pairing import OBSERVED_COLUMNS, is_paired, padded_twin, share_registration
+from scdcca.module import DCCAModule, EpiLikelihood, RNALikelihood
+from scdcca.module._precision import HeadPrecision, check_head_precision
+from scdcca.train import Phase, ScheduleName, build_schedule
+from scdcca.train import _generation as generation
+from scdcca.train import _joint as joint
+from scdcca.train._callbacks import BestWeights, EpochHistory
+from scdcca.train._data import SparseDataSplitter, sparse_minibatches_supported
+from scdcca.train._interrupt import is_interruption, restore_sigint
+from scdcca.train._phases import only_students_learn, phase_plan_kwargs, phase_record
+from scdcca.train._quiet import quiet_third_party
+from scdcca.train._training_plan import MONITOR, MONITOR_TRAIN, DCCATrainingPlan
 
 from . import _arguments as arguments
-from . import _generation as generation
-from . import _joint as joint
 from . import _results as results
 from . import _saving as saving
-from . import _validation as validate
-from ._access import BatchChoice, sparse_above
-from ._callbacks import BestWeights, EpochHistory
-from ._components import EpiLikelihood, RNALikelihood
-from ._data import SparseDataSplitter, sparse_minibatches_supported
+from ._access import BatchChoice, sparse_above, weigh_joint
 from ._differential import DifferentialMixin
 from ._distributed import is_ddp, is_rank_zero
 from ._export import ExportMixin
-from ._interrupt import is_interruption, restore_sigint
-from ._manager import DCCAManager
-from ._module import DCCAModule
-from ._pairing import OBSERVED_COLUMNS, is_paired, padded_twin, share_registration
-from ._phases import only_students_learn, phase_plan_kwargs, phase_record
-from ._precision import HeadPrecision, check_head_precision
 from ._prediction import PredictionMixin
-from ._quiet import quiet_third_party
-from ._schedule import Phase, ScheduleName, build_schedule
-from ._training_plan import MONITOR, MONITOR_TRAIN, DCCATrainingPlan
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +163,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
                 f"DCCA takes a MuData set up with `scdcca.DCCA.setup_mudata`, got "
                 f"{type(mdata).__name__}."
             )
-        manager = cls._setup_adata_manager_store.get(mdata.uns.get(_SCVI_UUID_KEY))
+        manager = cls._setup_adata_manager_store.get(mdata.uns.get(SCVI_UUID_KEY))
         if manager is None:
             raise ValueError(
                 "This MuData is not set up for DCCA: call `scdcca.DCCA.setup_mudata(mdata, "
@@ -376,7 +375,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         accelerator, devices
             Passed to Lightning (``"cpu"``, ``"gpu"``, ``"auto"``; device ids or counts).
         plan_kwargs
-            More arguments of :class:`~scdcca.model.DCCATrainingPlan`.
+            More arguments of :class:`~scdcca.train.DCCATrainingPlan`.
         datasplitter_kwargs
             More arguments of :class:`scvi.dataloaders.DataSplitter`.
         **trainer_kwargs
@@ -387,7 +386,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
 
         Notes
         -----
-        Each phase is one Lightning fit of :class:`~scdcca.model.DCCATrainingPlan`: the VAEs
+        Each phase is one Lightning fit of :class:`~scdcca.train.DCCATrainingPlan`: the VAEs
         that are not its students are frozen; the learning rate decays 10x after
         ``patience`` epochs without a relative improvement of 0.1 % of the monitored loss
         (the students' loss with the KL weight at 1, on the held-out cells), the phase stops
@@ -539,9 +538,9 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
     def _fit_after_training(self) -> None:
         """Fit the joint latent's epigenome weight and what generating an epigenome needs.
 
-        :func:`~scdcca.model._joint.fit_joint_weight` on the paired validation cells. For a
-        binary epigenome also :func:`~scdcca.model._generation.fit_depth` over the paired
-        cells and :func:`~scdcca.model._generation.fit_region_prior` with the paired training
+        :func:`~scdcca.train._joint.fit_joint_weight` on the paired validation cells. For a
+        binary epigenome also :func:`~scdcca.train._generation.fit_depth` over the paired
+        cells and :func:`~scdcca.train._generation.fit_region_prior` with the paired training
         cells' region frequencies, the decoder's mean profile over at most 2,000 of them, and
         the weight fitted on at most 500 paired validation cells.
         """
@@ -743,7 +742,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         if modality != "joint":
             return latent
         weight = self.joint_epi_weight if epi_weight is None else float(epi_weight)
-        return joint.weigh_joint(latent, self.module.n_latent, weight)
+        return weigh_joint(latent, self.module.n_latent, weight)
 
     @property
     def joint_epi_weight(self) -> float:

@@ -19,10 +19,10 @@ from mudata import MuData
 from scipy import sparse
 
 from scdcca._constants import BATCH_KEY, RNA_KEY
+from scdcca.module import RegionBernoulli
 
 from . import _arguments as arguments
 from ._access import StreamMixin, sparse_above
-from ._components import RegionBernoulli
 
 Modality = Literal["rna", "epi"]
 

@@ -8,17 +8,16 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
-from scdcca import __version__
 from scdcca._constants import (
     DENOISED_LAYER_KEY,
     LATENT_OBSM_KEY,
     OBSERVED_OBSM_KEY,
     UNS_KEY,
 )
+from scdcca._version import __version__
+from scdcca.data._pairing import observed_cells
 
-from ._access import batch_list
-from ._joint import weigh_joint
-from ._pairing import observed_cells
+from ._access import batch_list, weigh_joint
 
 if TYPE_CHECKING:
     from ._access import BatchChoice

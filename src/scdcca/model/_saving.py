@@ -18,6 +18,7 @@ from pathlib import Path
 
 import h5py
 import torch
+from packaging.version import InvalidVersion, Version
 
 #: File names scvi-tools uses inside a save folder (after the optional prefix).
 MODEL_FILE = "model.pt"
@@ -140,9 +141,9 @@ def check_saved_version(saved: str | None, installed: str) -> None:
 
 
 def _release(version: str) -> tuple[int, ...]:
-    """``(major, minor)`` of a version string (non-numeric parts count as 0)."""
-    parts = []
-    for part in str(version).split(".")[:2]:
-        digits = "".join(c for c in part if c.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts + [0] * (2 - len(parts)))
+    """``(major, minor)`` of a version string; ``(0, 0)`` for one that is not a version."""
+    try:
+        release = Version(str(version)).release
+    except InvalidVersion:
+        return (0, 0)
+    return (*release, 0)[:2]

@@ -6,8 +6,7 @@ from scipy import sparse
 from scvi.dataloaders import DataSplitter
 
 from scdcca._constants import EPI_KEY, RNA_KEY
-
-from ._sparse import with_int64_indices
+from scdcca.module._sparse import with_int64_indices
 
 
 def sparse_minibatches_supported(adata_manager) -> bool:
@@ -28,7 +27,7 @@ class SparseDataSplitter(DataSplitter):
 
     Rows of sparse layers arrive as CSR (or CSC) tensors: only the non-zero entries are
     copied per minibatch, and the module's first layers and likelihoods work on them as they
-    are (see :mod:`scdcca.model._sparse`). Dense layers arrive as dense tensors.
+    are (see :mod:`scdcca.module._sparse`). Dense layers arrive as dense tensors.
     """
 
     def __init__(self, *args, **kwargs):

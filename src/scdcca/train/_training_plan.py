@@ -4,7 +4,7 @@ A phase names the student VAE(s), the frozen teacher and the attention weight. E
 else comes from scvi-tools and Lightning: KL warm-up from :class:`scvi.train.TrainingPlan`,
 learning-rate decay from :class:`torch.optim.lr_scheduler.ReduceLROnPlateau`, and early
 stopping, best-weight restore and logging from Lightning callbacks (see
-:mod:`scdcca.model._callbacks`); :meth:`scdcca.DCCA.train` runs one fit per phase.
+:mod:`scdcca.train._callbacks`); :meth:`scdcca.DCCA.train` runs one fit per phase.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import torch
 from scvi.train import TrainingPlan
 from torchmetrics import MeanMetric
 
-from ._module import DCCAModule, attention_distance, other_modality
+from scdcca.module import DCCAModule, attention_distance, other_modality
+
 from ._schedule import Phase
 
 #: The monitored metric: the students' loss with the KL weight at 1, on held-out cells.
@@ -36,7 +37,7 @@ class DCCATrainingPlan(TrainingPlan):
     module
         The DCCA module.
     phase
-        The phase (:class:`~scdcca.model.Phase`): students, frozen teacher and weights.
+        The phase (:class:`~scdcca.train.Phase`): students, frozen teacher and weights.
     phase_index
         Position of the phase in the schedule (for messages).
     lr

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from scdcca.module import DCCAModule
+
 from ._callbacks import BestWeights
-from ._module import DCCAModule
 from ._schedule import Phase
 from ._training_plan import KL_WARMUP_EPOCHS
 

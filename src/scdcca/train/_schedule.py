@@ -8,8 +8,7 @@ from typing import Literal
 import torch
 
 from scdcca._constants import MODALITIES
-
-from ._module import DCCAModule, other_modality
+from scdcca.module import DCCAModule, other_modality
 
 ScheduleName = Literal["cycle", "alternating"]
 
@@ -107,7 +106,7 @@ def build_schedule(
     weight = {"epi": float(beta1), "rna": float(beta2)}
     if isinstance(schedule, list | tuple):
         if not all(isinstance(p, Phase) for p in schedule):
-            raise TypeError("A custom schedule must be a list of `scdcca.model.Phase`.")
+            raise TypeError("A custom schedule must be a list of `scdcca.train.Phase`.")
         return list(schedule)
     if schedule == "alternating":
         return [Phase(students=MODALITIES, weights=tuple(weight.items()))]

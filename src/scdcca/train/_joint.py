@@ -17,8 +17,9 @@ from collections.abc import Iterable
 
 import numpy as np
 import torch
+from sklearn.metrics import r2_score
 
-from ._module import DCCAModule
+from scdcca.module import DCCAModule
 
 Batches = Iterable[dict[str, torch.Tensor]]
 
@@ -27,27 +28,25 @@ Batches = Iterable[dict[str, torch.Tensor]]
 def fit_joint_weight(module: DCCAModule, validation: Batches | None) -> None:
     """Store in ``joint_epi_weight`` the R² of ``z_rna`` predicted by ``z_epi``, in ``[0, 1]``.
 
-    ``R² = 1 - sum ||z_rna - z_epi||² / sum ||z_rna - mean(z_rna)||²`` over the posterior
-    means of the ``validation`` cells (paired cells only). Without validation cells (``None``
-    or fewer than two cells) the weight is 1: the plain concatenation.
+    The variance-weighted R² (:func:`sklearn.metrics.r2_score`) of the posterior means of the
+    ``validation`` cells (paired cells only), clipped to ``[0, 1]``; 0 when ``z_rna`` does not
+    vary. Without validation cells (``None`` or fewer than two cells) the weight is 1: the
+    plain concatenation.
     """
-    n, total, squares, residual = 0, 0.0, 0.0, 0.0
-    for tensors in validation or ():
-        z_rna = module.posterior_mean("rna", tensors).double()
-        z_epi = module.posterior_mean("epi", tensors).double()
-        n += z_rna.shape[0]
-        total = total + z_rna.sum(0)
-        squares = squares + z_rna.pow(2).sum(0)
-        residual += float((z_rna - z_epi).pow(2).sum())
+    pairs = [
+        (
+            module.posterior_mean("rna", t).double().cpu(),
+            module.posterior_mean("epi", t).double().cpu(),
+        )
+        for t in validation or ()
+    ]
     weight = 1.0
-    if n >= 2:
-        spread = float((squares - total.pow(2) / n).sum())
-        weight = min(max(1.0 - residual / spread, 0.0), 1.0) if spread > 0 else 0.0
+    if sum(len(z_rna) for z_rna, _ in pairs) >= 2:
+        z_rna = torch.cat([z for z, _ in pairs]).numpy()
+        z_epi = torch.cat([z for _, z in pairs]).numpy()
+        if np.ptp(z_rna, axis=0).any():
+            r2 = r2_score(z_rna, z_epi, multioutput="variance_weighted")
+            weight = min(max(float(r2), 0.0), 1.0)
+        else:
+            weight = 0.0
     module.joint_epi_weight.fill_(weight)
-
-
-def weigh_joint(latent: np.ndarray, n_latent: int, weight: float) -> np.ndarray:
-    """``[z_rna, weight * z_epi]`` from the plain concatenation ``latent`` (a new array)."""
-    out = np.array(latent, copy=True)
-    out[:, n_latent:] *= weight
-    return out

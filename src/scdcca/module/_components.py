@@ -198,7 +198,7 @@ class RNAVAE(nn.Module):
         """Count distribution given the latent and the library size.
 
         While training, the output heads multiply in the dtype of ``head_precision``
-        (:mod:`scdcca.model._precision`).
+        (:mod:`scdcca.module._precision`).
         """
         h = self.decoder(z, batch_index)
         dtype = head_dtype(self.head_precision, h.device, self.training)
@@ -368,7 +368,7 @@ class EpigenomeVAE(nn.Module):
         """Bernoulli (logits with depth offset) or Gaussian distribution over regions.
 
         While training, the output head multiplies in the dtype of ``head_precision``
-        (:mod:`scdcca.model._precision`).
+        (:mod:`scdcca.module._precision`).
         """
         hidden = self.decoder(z, batch_index)
         dtype = head_dtype(self.head_precision, hidden.device, self.training)

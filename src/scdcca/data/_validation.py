@@ -550,7 +550,7 @@ def check_setup(
     Returns
     -------
     ``{"rna": (matrix, summary), "epi": (matrix, summary)}``, for
-    :meth:`~scdcca.model.DCCAManager.keep_scans`.
+    :meth:`~scdcca.data._manager.DCCAManager.keep_scans`.
     """
     check_modality_names(mdata, modalities)
     if mdata.is_view:

@@ -8,7 +8,7 @@ pass keeps only each block's gradient factor ``sigmoid(l) - x`` (regions x cells
 the backward pass is two matrix products; above :data:`STORED_ELEMENTS` it keeps nothing and
 recomputes the blocks instead (as fused linear + cross-entropy kernels do), trading one more
 matrix product for the memory. The products run in float32 or, for mixed-precision training,
-on bfloat16 copies of their inputs (see :mod:`scdcca.model._precision`); with those the
+on bfloat16 copies of their inputs (see :mod:`scdcca.module._precision`); with those the
 recomputed product is cheap and a large stored factor costs more in fresh memory and casts
 than it saves, so it is kept only up to :data:`STORED_ELEMENTS_LOW_PRECISION`.
 """

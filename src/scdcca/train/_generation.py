@@ -1,6 +1,6 @@
 """What generating a binary epigenome from RNA needs besides the decoder, fitted after training.
 
-Two fits, both stored in buffers of :class:`~scdcca.model._module.DCCAModule` (so they are
+Two fits, both stored in buffers of :class:`~scdcca.module._module.DCCAModule` (so they are
 saved and loaded with the weights):
 
 - the depth of a generated cell (``epi_depth_fit``, ``epi_depth_latent``): ridge regression
@@ -22,9 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY
-
-from ._module import DCCAModule
-from ._sparse import csr_parts, row_sums
+from scdcca.module import DCCAModule
+from scdcca.module._sparse import csr_parts, row_sums
 
 Batches = Iterable[dict[str, torch.Tensor]]
 WEIGHTS = (*np.linspace(0.0, 0.9, 10), 0.95, 0.98, 1.0)
