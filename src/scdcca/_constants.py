@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import Literal
 
 #: Registry key of the RNA count matrix.
 RNA_KEY = "rna"
@@ -16,6 +17,8 @@ TENSOR_KEYS = MappingProxyType({"rna": RNA_KEY, "epi": EPI_KEY})
 
 #: The two modality roles DCCA knows, in the order the joint latent concatenates them.
 MODALITIES = ("rna", "epi")
+#: A modality role: ``"rna"`` or ``"epi"`` (the epigenome).
+Modality = Literal["rna", "epi"]
 
 #: Key under ``.obsm`` (of the MuData and of each modality) where latents are written.
 LATENT_OBSM_KEY = "X_dcca"

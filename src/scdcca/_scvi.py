@@ -14,6 +14,7 @@ from scvi.model._utils import (
 from scvi.model._utils import (
     scatac_raw_counts_properties,
     scrna_raw_counts_properties,
+    use_distributed_sampler,
 )
 from scvi.model.base._de_core import _de_core as de_core
 from scvi.utils._docstrings import de_dsp
@@ -25,4 +26,5 @@ __all__ = [
     "de_dsp",
     "scatac_raw_counts_properties",
     "scrna_raw_counts_properties",
+    "use_distributed_sampler",
 ]

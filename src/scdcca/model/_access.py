@@ -11,7 +11,6 @@ denoised values minibatch by minibatch. It relies only on what
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -21,14 +20,13 @@ from mudata import MuData
 from scipy import sparse
 
 from scdcca._blocks import row_slices
-from scdcca._constants import BATCH_KEY, MODALITIES, OBSERVED_KEYS, TENSOR_KEYS
+from scdcca._constants import BATCH_KEY, MODALITIES, OBSERVED_KEYS, TENSOR_KEYS, Modality
 from scdcca.data import _validation as validate
 from scdcca.train._data import sparse_minibatches_supported
 
 from . import _arguments as arguments
 from ._external import aligned_row_batches, feature_columns
 
-Modality = Literal["rna", "epi"]
 #: batches to decode denoised values in: ``None`` (each cell's own), one batch, or several
 BatchChoice = str | int | Sequence[str | int] | None
 

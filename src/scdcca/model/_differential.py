@@ -25,7 +25,7 @@ from scipy import sparse
 from scvi import REGISTRY_KEYS
 from scvi.utils import track
 
-from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY
+from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY, Modality
 from scdcca._scvi import (
     batch_codes_from_categories,
     de_core,
@@ -39,7 +39,6 @@ from ._access import StreamMixin
 
 logger = logging.getLogger(__name__)
 
-Modality = Literal["rna", "epi"]
 _WHAT = MappingProxyType({"rna": "RNA", "epi": "epigenome"})
 _LIKELIHOODS = MappingProxyType({"rna": ("nb", "zinb"), "epi": ("bernoulli",)})
 #: Column ``_de_core`` writes into ``adata.obs`` while it runs and removes afterwards.

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import logging
-import signal
-from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
-import pandas as pd
-import torch
-from anndata import AnnData
-from lightning.pytorch.callbacks import EarlyStopping
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_only
 from mudata import MuData
-from scipy import sparse
 from scvi.data import fields
 from scvi.model.base import BaseModelClass
-from scvi.train import TrainRunner
 
 from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY
 from scdcca._scvi import SCVI_UUID_KEY
@@ -27,31 +18,26 @@ from scdcca.data._manager import DCCAManager
 from scdcca.data._pairing import OBSERVED_COLUMNS, is_paired, padded_twin, share_registration
 from scdcca.module import DCCAModule, EpiLikelihood, RNALikelihood
 from scdcca.module._precision import HeadPrecision, check_head_precision
-from scdcca.train import Phase, ScheduleName, build_schedule
-from scdcca.train import _generation as generation
-from scdcca.train import _joint as joint
-from scdcca.train._callbacks import BestWeights, EpochHistory
-from scdcca.train._data import SparseDataSplitter, sparse_minibatches_supported
-from scdcca.train._interrupt import is_interruption, restore_sigint
-from scdcca.train._phases import only_students_learn, phase_plan_kwargs, phase_record
-from scdcca.train._quiet import quiet_third_party
-from scdcca.train._training_plan import MONITOR, MONITOR_TRAIN, DCCATrainingPlan
 
 from . import _arguments as arguments
-from . import _results as results
 from . import _saving as saving
-from ._access import BatchChoice, sparse_above, weigh_joint
 from ._differential import DifferentialMixin
-from ._distributed import is_ddp, is_rank_zero
 from ._export import ExportMixin
 from ._prediction import PredictionMixin
+from ._results import ResultsMixin
+from ._training import TrainingMixin
 
 logger = logging.getLogger(__name__)
 
-Modality = Literal["rna", "epi"]
 
-
-class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
+class DCCA(
+    TrainingMixin,
+    ResultsMixin,
+    PredictionMixin,
+    DifferentialMixin,
+    ExportMixin,
+    BaseModelClass,
+):
     """Deep Cross-omics Cycle Attention (Zuo, Dai & Chen, Bioinformatics 2021).
 
     One VAE per modality, each with its own ``n_latent``-dimensional latent: RNA with a
@@ -99,9 +85,6 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
     """
 
     _module_cls = DCCAModule
-    _training_plan_cls = DCCATrainingPlan
-    _data_splitter_cls = SparseDataSplitter
-    _train_runner_cls = TrainRunner
 
     def __init__(
         self,
@@ -307,272 +290,6 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         validate.check_data_for_model(self, adata)
         return super()._validate_anndata(adata, copy_if_view=copy_if_view)
 
-    # ------------------------------------------------------------------ training
-    def train(
-        self,
-        max_epochs_per_phase: int = 200,
-        schedule: ScheduleName = "alternating",
-        n_cycles: int = 1,
-        first_teacher: Modality = "rna",
-        beta1: float = 5.0,
-        beta2: float | None = None,
-        lr: float = 1e-3,
-        batch_size: int = 128,
-        patience: int = 5,
-        refine_epi_decoder: bool = True,
-        train_size: float = 0.9,
-        validation_size: float | None = None,
-        accelerator: str = "auto",
-        devices: int | list[int] | str = "auto",
-        plan_kwargs: dict | None = None,
-        datasplitter_kwargs: dict | None = None,
-        **trainer_kwargs,
-    ) -> None:
-        """Train with DCCA's teacher/student schedule.
-
-        Parameters
-        ----------
-        max_epochs_per_phase
-            Upper bound on each phase's epochs; phases usually stop earlier on a plateau.
-            ``max_epochs=N`` (scvi-tools' name) is accepted too and sets the bound for the
-            schedule's phases together: ``N // n_phases`` epochs each (at least 1); the
-            decoder refinement gets the same bound.
-        schedule
-            ``"alternating"`` (default: both VAEs every minibatch, each pulled towards the
-            other's detached latent) or ``"cycle"`` (the paper's phases, one VAE at a time).
-            The two are compared in ``benchmarks/README.md``.
-        n_cycles
-            Rounds of "epigenome learns from RNA, RNA learns from epigenome" (``"cycle"``).
-        first_teacher
-            Which modality teaches first (``"rna"`` in the paper).
-        beta1
-            Attention weight when the epigenome is the student (paper: 5).
-        beta2
-            Attention weight when RNA is the student. ``None``: the paper's 1 with
-            ``schedule="cycle"``, 0.2 with ``"alternating"``, where both VAEs learn at once:
-            a weak pull keeps the RNA latent close to its own data while the epigenome
-            decoder still sees RNA latents near the epigenome latents it was trained on.
-        lr
-            Adam learning rate at the start of each phase (decays 10x on each plateau).
-        batch_size
-            Minibatch size.
-        patience
-            Epochs without improvement of the monitored loss before the learning rate decays;
-            a phase ends after ``2 * patience`` epochs without improvement.
-        refine_epi_decoder
-            After the schedule, train the epigenome decoder alone on the epigenome encoder's
-            posterior means (encoders frozen), stopped like any phase. A VAE decoder trained
-            on posterior samples blurs neighbouring cell states into each other where the
-            posterior is wide compared with the distances between states, as it is for
-            sparse epigenomes; refined, the denoised and generated epigenomes keep more of
-            each state's own regions. ``False``: the decoder as the schedule left it.
-        train_size, validation_size
-            Split of the cells (see :class:`scvi.dataloaders.DataSplitter`). The held-out
-            cells decide early stopping; with ``train_size=1.0`` every cell trains and the
-            training loss is monitored instead (which trains much longer). On sparse
-            epigenomes the held-out cells' epigenome latent is weak, because the epigenome
-            encoder fits the training cells' RNA latents (``benchmarks/README.md``).
-        accelerator, devices
-            Passed to Lightning (``"cpu"``, ``"gpu"``, ``"auto"``; device ids or counts).
-        plan_kwargs
-            More arguments of :class:`~scdcca.train.DCCATrainingPlan`.
-        datasplitter_kwargs
-            More arguments of :class:`scvi.dataloaders.DataSplitter`.
-        **trainer_kwargs
-            Passed to :class:`scvi.train.Trainer` (``strategy``, ``num_nodes``,
-            ``callbacks``, ...). For several devices or nodes use ``strategy="ddp"``; each
-            process then sees its share of the cells, and Lightning reduces the logged losses
-            over all of them.
-
-        Notes
-        -----
-        Each phase is one Lightning fit of :class:`~scdcca.train.DCCATrainingPlan`: the VAEs
-        that are not its students are frozen; the learning rate decays 10x after
-        ``patience`` epochs without a relative improvement of 0.1 % of the monitored loss
-        (the students' loss with the KL weight at 1, on the held-out cells), the phase stops
-        after ``2 * patience`` epochs without improvement (Lightning's
-        :class:`~lightning.pytorch.callbacks.EarlyStopping`), and the students' weights of
-        the best epoch are kept, also after Ctrl+C or a divergence. The KL weight of each
-        VAE rises over its first 10 epochs of training, in whichever phases they fall.
-        ``model.history["epochs"]`` and ``model.history["phases"]`` hold one row per epoch
-        and per phase.
-
-        After training (also after an interruption that kept the best weights), two fits
-        make generated binary epigenomes (:meth:`predict_modality`) realistic: their depth,
-        ``log1p`` of each paired cell's open regions on ``log1p`` of its RNA library size and
-        its RNA latent (ridge least squares), and their profile: the training cells' region
-        frequencies plus each cell's deviation from the decoder's mean profile, shrunk by
-        the weight under which the validation cells' measured calls are most likely given
-        their RNA (0, no shrinkage, without validation cells).
-        The weight of the epigenome half of the joint latent (:attr:`joint_epi_weight`) is
-        then fitted on the paired validation cells.
-
-        Raises
-        ------
-        TrainingDivergedError
-            When the loss becomes NaN or infinite. The model keeps the best weights of the
-            phase; it counts as trained (the getters work) if at least one epoch ended.
-        """
-        phases = build_schedule(schedule, n_cycles, first_teacher, beta1, beta2)
-        if "max_epochs" in trainer_kwargs:  # scvi-tools' habit: a total over all phases
-            max_epochs = arguments.positive_int("max_epochs", trainer_kwargs.pop("max_epochs"))
-            max_epochs_per_phase = max(1, max_epochs // len(phases))
-        if refine_epi_decoder:
-            phases.append(Phase(students=("epi",), decoder_only=True))
-        arguments.check_training(
-            max_epochs_per_phase,
-            n_cycles,
-            beta1,
-            beta2,
-            lr,
-            batch_size,
-            patience,
-            train_size,
-            validation_size,
-        )
-        datasplitter_kwargs = dict(datasplitter_kwargs or {})
-        datasplitter_kwargs.setdefault(
-            "distributed_sampler", is_ddp(trainer_kwargs.get("strategy"))
-        )
-        datasplitter_kwargs.setdefault(
-            "load_sparse_tensor", sparse_minibatches_supported(self.adata_manager)
-        )
-        splitter = self._data_splitter_cls(
-            self.adata_manager,
-            train_size=train_size,
-            validation_size=validation_size,
-            batch_size=batch_size,
-            **datasplitter_kwargs,
-        )
-        trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
-        # the plan logs once per epoch; Lightning's step logging must not outnumber the steps
-        trainer_kwargs.setdefault(
-            "log_every_n_steps", max(1, min(50, -(-splitter.n_train // batch_size)))
-        )
-        if splitter.n_val == 0:  # every cell trains: the plan monitors the training loss
-            trainer_kwargs.setdefault("limit_val_batches", 0)
-        trainer_kwargs.setdefault("early_stopping", False)
-        trainer_kwargs.setdefault("num_sanity_val_steps", 0)
-        validates = (
-            trainer_kwargs["check_val_every_n_epoch"] <= max_epochs_per_phase
-            and trainer_kwargs.get("limit_val_batches", 1) != 0
-        )
-        monitor = MONITOR if validates else MONITOR_TRAIN
-        callbacks = list(trainer_kwargs.pop("callbacks", None) or [])
-        epochs: list[dict] = []
-        ran: list[dict] = []
-        trained = {m: [0, 0] for m in MODALITIES}  # epochs and steps each VAE has trained
-        sigint_handler = signal.getsignal(signal.SIGINT)
-        try:
-            for index, phase in enumerate(phases):
-                best = BestWeights(monitor, phase.students)
-                stopping = EarlyStopping(monitor=monitor, patience=2 * patience, mode="min")
-                plan = self._training_plan_cls(
-                    self.module,
-                    phase=phase,
-                    phase_index=index,
-                    lr=lr,
-                    lr_patience=patience,
-                    monitor=monitor,
-                    **phase_plan_kwargs(plan_kwargs, *min(trained[m] for m in phase.students)),
-                )
-                split = "validation" if validates else "train"
-                try:
-                    # scvi-tools leaves a trained module in evaluation mode; Lightning keeps
-                    # each submodule's mode, so training mode (sampling, dropout) is set here
-                    self.module.train()
-                    with quiet_third_party(), only_students_learn(self.module, phase):
-                        self._train_runner_cls(
-                            self,
-                            training_plan=plan,
-                            data_splitter=splitter,
-                            max_epochs=max_epochs_per_phase,
-                            accelerator=accelerator,
-                            devices=devices,
-                            callbacks=[
-                                best,
-                                stopping,
-                                EpochHistory(epochs, index, phase.name, split),
-                                *callbacks,
-                            ],
-                            **trainer_kwargs,
-                        )()
-                finally:
-                    if any(row["phase"] == index for row in epochs):
-                        ran.append(phase_record(index, phase, best, epochs))
-                for modality in phase.students:
-                    trained[modality][0] += ran[-1]["epochs"]
-                    trained[modality][1] += plan.global_step
-                ran[-1]["completed"] = True
-                reason = (
-                    f"{monitor} did not improve for {stopping.patience} epochs"
-                    if stopping.stopped_epoch
-                    else f"max_epochs_per_phase={max_epochs_per_phase} reached"
-                )
-                rank_zero_info(
-                    f"DCCA phase {index + 1}/{len(phases)} ({phase.name}) ended after "
-                    f"{ran[-1]['epochs']} epochs ({reason}); the weights of epoch "
-                    f"{best.best_epoch} are kept."
-                )
-        except BaseException as interruption:
-            # the best weights are back (BestWeights.on_exception); Lightning turns a
-            # KeyboardInterrupt into SystemExit(1) and ignores further Ctrl+C
-            if not is_interruption(interruption):
-                if epochs:  # diverged after learning: the best weights stay usable
-                    self.module.eval()
-                    self.is_trained_ = True
-                    self._fit_after_training()
-                raise
-            restore_sigint(sigint_handler)
-            if not epochs:
-                raise KeyboardInterrupt(
-                    "Training was interrupted before its first epoch ended: the model is untrained"
-                ) from interruption
-            logger.warning("Training interrupted: keeping the best weights reached so far.")
-            self.module.eval()
-            self.is_trained_ = True
-        finally:
-            self._record_history(epochs, ran, schedule)
-        self._fit_after_training()
-
-    def _fit_after_training(self) -> None:
-        """Fit the joint latent's epigenome weight and what generating an epigenome needs.
-
-        :func:`~scdcca.train._joint.fit_joint_weight` on the paired validation cells. For a
-        binary epigenome also :func:`~scdcca.train._generation.fit_depth` over the paired
-        cells and :func:`~scdcca.train._generation.fit_region_prior` with the paired training
-        cells' region frequencies, the decoder's mean profile over at most 2,000 of them, and
-        the weight fitted on at most 500 paired validation cells.
-        """
-        paired = self._observed_cells("epi", "rna")
-        every = np.arange(self.adata.n_obs) if paired is None else paired
-
-        def cells(split) -> np.ndarray:
-            split = np.asarray([] if split is None else split, dtype=int)
-            return np.intersect1d(every, split)
-
-        training = cells(getattr(self, "train_indices", None))
-        validation = cells(getattr(self, "validation_indices", None))
-        joint.fit_joint_weight(
-            self.module, self._minibatches(None, validation, None) if len(validation) else None
-        )
-        if self.module.epi.likelihood != "bernoulli":
-            return
-        if len(validation) > 500:
-            validation = np.sort(np.random.default_rng(0).choice(validation, 500, replace=False))
-        if len(training) == 0:  # trained elsewhere or interrupted before the split existed
-            training = every
-        sample = training
-        if len(sample) > 2000:
-            sample = np.sort(np.random.default_rng(0).choice(sample, 2000, replace=False))
-        generation.fit_depth(self.module, self._minibatches(None, every, None))
-        generation.fit_region_prior(
-            self.module,
-            self._minibatches(None, training, None),
-            self._minibatches(None, sample, None),
-            self._minibatches(None, validation, None) if len(validation) else None,
-        )
-
     def save(
         self,
         dir_path: str,
@@ -607,7 +324,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         **anndata_write_kwargs
             Passed to :meth:`mudata.MuData.write`.
         """
-        if not is_rank_zero():
+        if rank_zero_only.rank != 0:  # distributed training: rank 0 writes
             return
         self.save_token_ = saving.new_token()
         source = self._unpaired_source
@@ -672,245 +389,4 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
                 )
         return super().load(
             dir_path, adata=adata, accelerator=accelerator, device=device, prefix=prefix, **kwargs
-        )
-
-    def _record_history(self, epochs: list[dict], phases: list[dict], schedule: str) -> None:
-        """Keep the epoch and phase tables of this training in ``history`` and ``schedule_``."""
-        history = dict(getattr(self, "history_", None) or {})
-        history["epochs"] = pd.DataFrame(epochs)
-        history["phases"] = pd.DataFrame(phases)
-        self.history_ = history
-        names = ("students", "teacher", "weights", "decoder_only")
-        self.schedule_ = [
-            {"schedule": schedule, **{k: p[k] for k in names}, "name": p["name"]} for p in phases
-        ]
-
-    # ------------------------------------------------------------------ inference
-    @torch.inference_mode()
-    def get_latent_representation(
-        self,
-        mdata: MuData | None = None,
-        modality: Literal["rna", "epi", "joint"] = "joint",
-        indices: Sequence[int] | None = None,
-        batch_size: int | None = None,
-        epi_weight: float | None = None,
-    ) -> np.ndarray:
-        """Posterior means of the latents.
-
-        Parameters
-        ----------
-        mdata
-            Cells to encode: ``None`` for the MuData the model was set up with, or new cells
-            (projection, no retraining): a MuData, or for ``modality="rna"``/``"epi"`` an
-            AnnData of that modality alone. New data may hold the model's features in another
-            order or more features; missing ones are an error.
-        modality
-            ``"rna"`` (``z_rna``), ``"epi"`` (``z_epi``) or ``"joint"`` (both side by side,
-            ``[z_rna, epi_weight * z_epi]``, ``2 * n_latent`` columns, RNA first).
-        indices
-            Cells to encode (all by default).
-        batch_size
-            Minibatch size (scvi's default if ``None``).
-        epi_weight
-            Factor of the epigenome half of the joint latent: ``None`` for
-            :attr:`joint_epi_weight`, which training fits on the validation cells; ``1.0``
-            for the plain concatenation. Ignored for ``"rna"`` and ``"epi"``.
-
-        Returns
-        -------
-        Array of shape ``(n_cells, n_latent)`` or ``(n_cells, 2 * n_latent)`` for ``"joint"``.
-        """
-        wanted = MODALITIES if modality == "joint" else (modality,)
-        if modality not in ("rna", "epi", "joint"):
-            raise ValueError(f"modality must be 'rna', 'epi' or 'joint', got {modality!r}.")
-        if epi_weight is not None and not 0.0 <= float(epi_weight) < float("inf"):
-            raise ValueError(
-                f"epi_weight must be a finite number >= 0, got {epi_weight!r}: it multiplies the "
-                "epigenome half of the joint latent (None: the fitted joint_epi_weight, 1.0: "
-                "the plain concatenation)."
-            )
-        if isinstance(mdata, AnnData) and modality == "joint":
-            raise ValueError(
-                "An AnnData holds one modality: ask for modality='rna' or 'epi', or pass a "
-                "MuData with both for the joint latent."
-            )
-        parts = [
-            torch.cat([self.module.latent_or_predicted(m, t) for m in wanted], dim=1).cpu()
-            for t in self._minibatches(mdata, indices, batch_size, modalities=wanted)
-        ]
-        latent = torch.cat(parts).numpy()
-        if modality != "joint":
-            return latent
-        weight = self.joint_epi_weight if epi_weight is None else float(epi_weight)
-        return weigh_joint(latent, self.module.n_latent, weight)
-
-    @property
-    def joint_epi_weight(self) -> float:
-        """Factor of the epigenome half in the joint latent, in ``[0, 1]``.
-
-        Training sets it to the fraction of the RNA latent's variance that the epigenome
-        latent predicts in the validation cells (R², clipped): near 1 where the regions place
-        unseen cells as their RNA does, 0 where the epigenome latent of unseen cells predicts
-        the RNA latent no better than its mean, so that it adds no noise to the joint
-        latent's distances. 1 (the plain concatenation) without validation cells
-        (``train_size=1.0``) and for models saved before the weight existed.
-        """
-        return float(self.module.joint_epi_weight)
-
-    def _cell_and_feature_names(self, mdata, modality: Modality, indices) -> tuple:
-        return self._cell_names(mdata, indices), self.model_features(modality)
-
-    def get_normalized_expression(
-        self,
-        mdata: MuData | None = None,
-        indices: Sequence[int] | None = None,
-        library_size: float | Literal["observed"] = 1.0,
-        batch_size: int | None = None,
-        return_numpy: bool = False,
-        transform_batch: BatchChoice = None,
-    ) -> pd.DataFrame | np.ndarray:
-        """Denoised RNA expression from the RNA VAE.
-
-        Parameters
-        ----------
-        library_size
-            Scale of each cell's expression: ``1.0`` gives proportions, ``1e4`` counts per
-            10k, ``"observed"`` the NB mean at each cell's own library size. Ignored with
-            ``rna_likelihood="gaussian"`` (values stay on the data's scale).
-        return_numpy
-            Return an array instead of a cells x genes DataFrame.
-        transform_batch
-            Batch to decode in, as in scvi-tools: ``None`` uses each cell's own batch; a batch
-            name (a category of the setup's ``batch_key``) decodes every cell as if measured
-            in that batch; a list of names averages the decoded values over those batches
-            (all of them give values free of the batch shifts).
-        """
-        library_size = arguments.library_size(library_size, allow_observed=True)
-        observed = library_size == "observed"
-        blocks = list(
-            self._denoised_batches("rna", mdata, indices, batch_size, observed, transform_batch)
-        )
-        scaled = not observed and self.module.rna.likelihood != "gaussian"
-        values = np.concatenate(blocks) * (float(library_size) if scaled else 1.0)
-        if return_numpy:
-            return values
-        cells, genes = self._cell_and_feature_names(mdata, "rna", indices)
-        return pd.DataFrame(values, index=cells, columns=genes)
-
-    def get_normalized_accessibility(
-        self,
-        mdata: MuData | None = None,
-        indices: Sequence[int] | None = None,
-        threshold: float | None = None,
-        batch_size: int | None = None,
-        return_numpy: bool = False,
-        transform_batch: BatchChoice = None,
-    ) -> pd.DataFrame | np.ndarray | sparse.csr_matrix:
-        """Denoised epigenome from the epigenome VAE, at the mean sequencing depth.
-
-        Parameters
-        ----------
-        threshold
-            If given, return a sparse CSR matrix keeping only probabilities ``>= threshold``;
-            batches are sparsified as they are produced, so no dense cells x regions matrix is
-            held.
-        return_numpy
-            Return an array instead of a cells x regions DataFrame (ignored with ``threshold``).
-        transform_batch
-            Batch to decode in, as in scvi-tools: ``None`` uses each cell's own batch; a batch
-            name (a category of the setup's ``batch_key``) decodes every cell as if measured
-            in that batch; a list of names averages the decoded values over those batches
-            (all of them give values free of the batch shifts).
-
-        Returns
-        -------
-        Open probabilities (Bernoulli) or means (Gaussian).
-        """
-        threshold = arguments.threshold(threshold)
-        blocks = self._denoised_batches(
-            "epi", mdata, indices, batch_size, transform_batch=transform_batch
-        )
-        if threshold is not None:
-            return sparse_above(blocks, threshold)
-        values = np.concatenate(list(blocks))
-        if return_numpy:
-            return values
-        cells, regions = self._cell_and_feature_names(mdata, "epi", indices)
-        return pd.DataFrame(values, index=cells, columns=regions)
-
-    def write_results(
-        self,
-        mdata: MuData | None = None,
-        overwrite: bool = False,
-        epi_threshold: float | None = None,
-        rna_library_size: float = 1e4,
-        batch_size: int | None = None,
-        denoised: bool = True,
-        transform_batch: BatchChoice = None,
-    ) -> MuData:
-        """Write latents, denoised layers and settings of the model into ``mdata``.
-
-        Keys written (see :mod:`scdcca._constants`):
-
-        - ``mdata.obsm["X_dcca"]``: joint latent, ``[z_rna, joint_epi_weight * z_epi]`` side
-          by side (:attr:`joint_epi_weight`).
-        - ``mdata[rna].obsm["X_dcca"]`` and ``mdata[epi].obsm["X_dcca"]``: each modality's latent.
-        - ``mdata[rna].layers["dcca_denoised"]``: denoised expression, each cell scaled to
-          ``rna_library_size`` counts (ready for ``sc.pp.log1p``).
-        - ``mdata[epi].layers["dcca_denoised"]``: open probabilities at mean depth (sparse CSR
-          keeping values ``>= epi_threshold`` if that is given).
-        - ``mdata.uns["dcca"]``: the model settings and the schedule that produced them.
-
-        Every value is computed first and written under its own cell and feature: modalities may
-        list the model's features in another order (the layers follow the modality's order). A
-        modality with features the model lacks, or without some of its features, is refused
-        before anything is written, and so is an untrained model. Either all keys are written or,
-        if writing fails, the MuData is left as it was; with ``overwrite=True`` every result key
-        of an earlier model is removed, so results of two models never mix.
-
-        Parameters
-        ----------
-        mdata
-            MuData with the model's cells and features (the training MuData or one set up like
-            it); ``None`` for the MuData the model was set up with.
-        overwrite
-            Replace results already present. Without it, existing keys raise an error and
-            nothing is written.
-        epi_threshold
-            Keep the denoised epigenome sparse (see :meth:`get_normalized_accessibility`).
-        rna_library_size
-            Total counts each denoised RNA profile is scaled to.
-        batch_size
-            Minibatch size for the getters.
-        denoised
-            Write the two denoised layers. They are dense cells x features float32 matrices
-            (4 bytes per cell and feature, unless ``epi_threshold`` keeps the epigenome sparse);
-            with ``False`` only the latents and
-            settings are written, and the getters (:meth:`get_normalized_expression`,
-            :meth:`get_normalized_accessibility`) give the denoised values when needed.
-        transform_batch
-            Batches the denoised layers are decoded in (see
-            :meth:`get_normalized_accessibility`); ``None`` keeps each cell's own batch. With
-            batches, ``mdata.obs[batch_key].cat.categories`` gives layers without the batch
-            shifts, which suits scores compared across cells of several batches
-            (:func:`scdcca.tl.motif_activity`).
-
-        Returns
-        -------
-        The same ``mdata``, for chaining. In distributed training only rank 0 writes; other
-        ranks return ``mdata`` untouched.
-        """
-        if mdata is None:
-            mdata = self.adata if self._unpaired_source is None else self._unpaired_source
-        if not is_rank_zero():
-            return mdata
-        return results.write(
-            self,
-            mdata,
-            overwrite=overwrite,
-            epi_threshold=epi_threshold,
-            rna_library_size=rna_library_size,
-            batch_size=batch_size,
-            denoised=denoised,
-            transform_batch=transform_batch,
         )

@@ -9,7 +9,6 @@ two latents are pulled onto each other), for the registered cells or new ones (r
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -18,13 +17,11 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
-from scdcca._constants import BATCH_KEY, RNA_KEY
+from scdcca._constants import BATCH_KEY, RNA_KEY, Modality
 from scdcca.module import RegionBernoulli
 
 from . import _arguments as arguments
 from ._access import StreamMixin, sparse_above
-
-Modality = Literal["rna", "epi"]
 
 
 class PredictionMixin(StreamMixin):

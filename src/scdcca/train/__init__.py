@@ -7,12 +7,14 @@ set the joint latent's epigenome weight and what generating an epigenome needs.
 """
 
 from ._data import SparseDataSplitter
+from ._runner import PhaseRunner
 from ._schedule import Phase, ScheduleName, build_schedule
 from ._training_plan import DCCATrainingPlan, TrainingDivergedError
 
 __all__ = [
     "DCCATrainingPlan",
     "Phase",
+    "PhaseRunner",
     "ScheduleName",
     "SparseDataSplitter",
     "TrainingDivergedError",
