@@ -9,6 +9,8 @@ import mudata
 import pandas as pd
 from mudata import MuData
 
+from scdcca._mudata import no_pull_on_update
+
 
 def _read_h5mu(name: str) -> MuData:
     """Read ``data/<name>`` from the package.
@@ -18,13 +20,8 @@ def _read_h5mu(name: str) -> MuData:
     asked for explicitly, which also avoids mudata's ``FutureWarning`` about that change.
     """
     resource = files("scdcca.datasets") / "data" / name
-    with as_file(resource) as path:
-        try:
-            options = mudata.set_options(pull_on_update=False)
-        except ValueError:  # a mudata release without the option: its behaviour as it is
-            return mudata.read_h5mu(path)
-        with options:
-            return mudata.read_h5mu(path)
+    with as_file(resource) as path, no_pull_on_update():
+        return mudata.read_h5mu(path)
 
 
 def scicar_kidney() -> MuData:

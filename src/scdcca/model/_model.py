@@ -11,6 +11,7 @@ from scvi.data import fields
 from scvi.model.base import BaseModelClass
 
 from scdcca._constants import BATCH_KEY, EPI_KEY, MODALITIES, OBSERVED_KEYS, RNA_KEY
+from scdcca._mudata import no_pull_on_update
 from scdcca._scvi import SCVI_UUID_KEY
 from scdcca._version import __version__
 from scdcca.data import _validation as validate
@@ -387,6 +388,12 @@ class DCCA(
                     "(save_anndata=False): pass the MuData it was trained on, "
                     "`DCCA.load(dir_path, adata=mdata)`."
                 )
-        return super().load(
-            dir_path, adata=adata, accelerator=accelerator, device=device, prefix=prefix, **kwargs
-        )
+        with no_pull_on_update(), saving.quiet_scvi_load():
+            return super().load(
+                dir_path,
+                adata=adata,
+                accelerator=accelerator,
+                device=device,
+                prefix=prefix,
+                **kwargs,
+            )

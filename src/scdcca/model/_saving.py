@@ -8,12 +8,14 @@ so a model file is never paired with a data file written by another save.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import tempfile
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import h5py
@@ -147,3 +149,21 @@ def _release(version: str) -> tuple[int, ...]:
     except InvalidVersion:
         return (0, 0)
     return (*release, 0)[:2]
+
+
+@contextlib.contextmanager
+def quiet_scvi_load() -> Iterator[None]:
+    """Hide what scvi-tools' loader says about itself rather than about the user's save.
+
+    Its note that the model file was "already downloaded" (it checks for a backup URL) and
+    mudata's deprecation notice for ``mod_names``, which the loader reads.
+    """
+    download = logging.getLogger("scvi.data._download")
+    level = download.level
+    download.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*mod_names.*")
+            yield
+    finally:
+        download.setLevel(level)
