@@ -46,3 +46,8 @@ def test_every_option_has_help():
     for name, sub in {"scdcca": parser, **commands.choices}.items():
         for action in sub._actions:
             assert action.help, f"{name}: {action.option_strings or action.dest} has no help"
+
+
+def test_help_is_plain_text():
+    text = build_parser().format_help()
+    assert "``" not in text and ":class:" not in text and ":meth:" not in text
