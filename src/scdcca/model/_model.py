@@ -343,7 +343,8 @@ class DCCA(
             if save_anndata and source is not None:
                 source.write(folder / f"{prefix or ''}{saving.DATA_FILE}", **anndata_write_kwargs)
 
-        saving.write_atomically(dir_path, prefix, overwrite, write, self.save_token_)
+        with no_pull_on_update():  # the MuData is written as it is
+            saving.write_atomically(dir_path, prefix, overwrite, write, self.save_token_)
 
     @classmethod
     def load(
