@@ -38,8 +38,10 @@ def test_the_use_block_runs_on_snare_cortex_and_writes_a_proportionate_file(tmp_
     assert mdata.n_obs > 8192
     for key in ("X_umap", "X_dcca"):
         assert mdata.obsm[key].shape[0] == mdata.n_obs
-    assert "wnn" in mdata.uns and "dcca_leiden" in mdata.obs
-    assert len(namespace["de"].columns) and len(namespace["da"]) == mdata["atac"].n_vars
+    assert "wnn" in mdata.uns
+    assert "dcca_leiden" in mdata.obs
+    assert len(namespace["de"].columns)
+    assert len(namespace["da"]) == mdata["atac"].n_vars
     source = files("scdcca.datasets") / "data" / "snare_cortex.h5mu"
     written = (tmp_path / "dcca_results.h5mu").stat().st_size
     assert written <= 5 * Path(str(source)).stat().st_size
