@@ -50,4 +50,5 @@ def test_every_option_has_help():
 
 def test_help_is_plain_text():
     text = build_parser().format_help()
-    assert "``" not in text and ":class:" not in text and ":meth:" not in text
+    for markup in ("``", ":class:", ":meth:"):
+        assert markup not in text
