@@ -18,7 +18,7 @@ import scvi
 import torch
 
 import scdcca
-from scdcca.data._validation import InputWarning
+from scdcca.data import InputWarning
 from scdcca.model import TrainingDivergedError
 
 from .conftest import KIDNEY_MODALITIES, read

@@ -27,7 +27,8 @@ from hypothesis.extra import numpy as hnp
 from scipy import sparse
 
 import scdcca
-from scdcca.data._validation import InputWarning, scan_matrix
+from scdcca.data import InputWarning
+from scdcca.data._scan import scan_matrix
 
 from .conftest import KIDNEY_MODALITIES, read
 from .test_guarantees import _changed, fingerprint

@@ -1,5 +1,5 @@
 """How DCCA registers a MuData: checks of the input, the manager, and pairing by cell name."""
 
-from ._validation import InputWarning
+from ._checks import InputWarning
 
 __all__ = ["InputWarning"]
