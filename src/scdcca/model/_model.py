@@ -221,10 +221,12 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         Every value is checked in one streamed pass (blocks of rows; nothing is densified).
         An error naming the modality and the fix is raised here for infinite values, NaN in
         the RNA, duplicated cell or feature names, cells missing from ``mdata.obs_names``
-        (run ``mdata.update()``), missing modalities, layers or ``obs`` keys, and batch keys
-        with gaps; and when the model is built, for RNA that is not raw counts (negative or
-        non-integer values, with the NB/ZINB likelihood) and for an epigenome that is not 0/1
-        (with the Bernoulli likelihood, unless ``binarize_epi=True``). NaN in the epigenome
+        (run ``mdata.update()``), missing modalities, layers or ``obs`` keys, batch keys
+        with gaps, and categorical batch keys with categories no cell has (each would be a
+        batch that never trains: run ``.cat.remove_unused_categories()``); and when the model
+        is built, for RNA that is not raw counts (negative or non-integer values, with the
+        NB/ZINB likelihood) and for an epigenome that is not 0/1 (with the Bernoulli
+        likelihood, unless ``binarize_epi=True``). NaN in the epigenome
         marks an entry that was not measured and is left out of the likelihood. Cells measured
         in one modality only, or listed in another order, are paired by name. Cells without
         counts and features that are zero everywhere give a warning saying how many
@@ -518,6 +520,7 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         except BaseException as interruption:
             # the best weights are back (BestWeights.on_exception); Lightning turns a
             # KeyboardInterrupt into SystemExit(1) and ignores further Ctrl+C
+            self._keep_split(splitter)
             if not is_interruption(interruption):
                 if epochs:  # diverged after learning: the best weights stay usable
                     self.module.eval()
@@ -534,7 +537,21 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             self.is_trained_ = True
         finally:
             self._record_history(epochs, ran, schedule)
+        self._keep_split(splitter)
         self._fit_after_training()
+
+    def _keep_split(self, splitter) -> None:
+        """Take the cells of each split from ``splitter``, however its last fit ended.
+
+        scvi-tools' ``TrainRunner`` sets ``train_indices`` and ``validation_indices`` only
+        when a fit returns; after Ctrl+C or a divergence the fits after training still need
+        them. Nothing is changed before the splitter has made its split.
+        """
+        if getattr(splitter, "train_idx", None) is None:
+            return
+        self.train_indices = splitter.train_idx
+        self.validation_indices = getattr(splitter, "val_idx", None)
+        self.test_indices = getattr(splitter, "test_idx", None)
 
     def _fit_after_training(self) -> None:
         """Fit the joint latent's epigenome weight and what generating an epigenome needs.
@@ -607,6 +624,12 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
             Passed to :func:`torch.save`.
         **anndata_write_kwargs
             Passed to :meth:`mudata.MuData.write`.
+
+        Raises
+        ------
+        OSError
+            When the disk fills up while writing (``errno.ENOSPC``); an earlier save in
+            ``dir_path`` is left as it was.
         """
         if not is_rank_zero():
             return
@@ -900,6 +923,12 @@ class DCCA(PredictionMixin, DifferentialMixin, ExportMixin, BaseModelClass):
         -------
         The same ``mdata``, for chaining. In distributed training only rank 0 writes; other
         ranks return ``mdata`` untouched.
+
+        Warns
+        -----
+        UserWarning
+            When ``mdata`` is backed by a file (``mudata.read_h5mu(path, backed=...)``): the
+            results are written in memory only; ``mdata.write()`` stores them in the file.
         """
         if mdata is None:
             mdata = self.adata if self._unpaired_source is None else self._unpaired_source

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -141,6 +142,14 @@ def write(
         "schedule": [str(p["name"]) for p in model.schedule_],
     }
     writes.append((mdata.uns, UNS_KEY, settings))
+    if mdata.isbacked:
+        warnings.warn(
+            f"This MuData is backed by {mdata.filename}: the results are written into it in "
+            "memory only, and the file is not changed. Call `mdata.write()` to store them in "
+            "that file, or `mdata.write(path)` for a new one.",
+            UserWarning,
+            stacklevel=3,
+        )
     _write_all(mdata, modalities, writes)
     return mdata
 
