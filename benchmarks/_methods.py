@@ -13,7 +13,10 @@ a dict of NumPy arrays that the worker saves to ``.npz``:
 
 Only the training itself runs inside ``job.clock`` (the ``fit_s`` of the results).
 Deep models use their own defaults, with early stopping, unless ``job.max_epochs`` is set, and
-Lightning's ``max_time`` as a wall-time cap (``job.max_time_min``).
+Lightning's ``max_time`` as a wall-time cap only when ``job.max_time_min`` is set. Every method
+puts ``stopped_by`` into ``job.info`` (see ``_provenance.py``): Lightning fits through the
+callback of :meth:`Job.trainer_kwargs`, MOFA+ from its training statistics; the worker fills in
+``deterministic`` for the methods without training iterations.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 from scipy import sparse
 
 from _data import BATCH, EPI, LABEL, RNA, epi_lsi, lognorm, rna_pca, scale_block
+from _provenance import combined, stop_recorder
 
 Arrays = dict[str, np.ndarray]
 
@@ -66,6 +70,7 @@ class Job:
     workdir: Path
     clock: Clock = field(default_factory=Clock)
     info: dict = field(default_factory=dict)
+    stops: list[str] = field(default_factory=list)
 
     @property
     def batch_key(self) -> str | None:
@@ -73,11 +78,19 @@ class Job:
         return BATCH if self.has_batch else None
 
     def trainer_kwargs(self) -> dict:
-        """Lightning/scvi-tools keyword arguments shared by the deep models."""
-        kwargs: dict = {"enable_progress_bar": False}
-        if self.max_time_min is not None:
+        """Lightning/scvi-tools keyword arguments shared by the deep models.
+
+        No ``max_time`` unless ``max_time_min`` is set (and above 0). A callback records why
+        each Lightning fit ended into :attr:`stops` (see :meth:`record_stops`).
+        """
+        kwargs: dict = {"enable_progress_bar": False, "callbacks": [stop_recorder(self.stops)]}
+        if self.max_time_min:
             kwargs["max_time"] = {"minutes": float(self.max_time_min)}
         return kwargs
+
+    def record_stops(self) -> None:
+        """``info["stopped_by"]`` from the reasons recorded over all of this job's fits."""
+        self.info["stopped_by"] = combined(self.stops) or "unknown"
 
     def counts(self, modality: str) -> sparse.csr_matrix:
         """Counts (RNA) or calls (epigenome) of all cells."""
@@ -106,7 +119,7 @@ def _mdata(job: Job, cells: np.ndarray | None = None) -> mudata.MuData:
 
 
 # ------------------------------------------------------------------ DCCA
-def _dcca(job: Job, schedule: str) -> Arrays:
+def _dcca(job: Job, schedule: str, **train_kwargs) -> Arrays:
     import scdcca
 
     _seed_everything(job.seed)
@@ -123,10 +136,13 @@ def _dcca(job: Job, schedule: str) -> Arrays:
     if job.max_epochs is not None:
         kwargs["max_epochs_per_phase"] = job.max_epochs
     with job.clock.fit():
-        model.train(schedule=schedule, **kwargs)
+        model.train(schedule=schedule, **train_kwargs, **kwargs)
+    job.record_stops()  # one Lightning fit per phase (schedule and decoder refinement)
     history = getattr(model, "history_", {}) or {}
     if "epochs" in history:
         job.info["epochs"] = len(history["epochs"])
+    if len(history.get("phases", ())) and len(history["phases"]) != len(job.stops):
+        job.info["stopped_by"] = "unknown"  # a phase ended without a recorded reason
     job.info["region_weight"] = round(float(model.module.epi_region_weight), 2)
     job.info["joint_epi_weight"] = round(model.joint_epi_weight, 2)
     if job.task == "cross_modal":
@@ -158,6 +174,16 @@ def run_scdcca_cycle(job: Job) -> Arrays:
     return _dcca(job, "cycle")
 
 
+def run_scdcca_no_transfer(job: Job) -> Arrays:
+    """DCCA's defaults without attention transfer: ``beta1=0`` and ``beta2=0``.
+
+    Both VAEs train on their own data only (the same alternating schedule, phases, decoder
+    refinement and joint latent), so the comparison with ``scdcca`` isolates what the
+    teacher/student pull of the latents adds.
+    """
+    return _dcca(job, "alternating", beta1=0.0, beta2=0.0)
+
+
 # ------------------------------------------------------------------ classical baselines
 def run_pca_lsi(job: Job) -> Arrays:
     """PCA (50) of log-normalised RNA and muon LSI (50, first dropped) of the epigenome.
@@ -171,6 +197,18 @@ def run_pca_lsi(job: Job) -> Arrays:
         z_epi = epi_lsi(job.counts(EPI), train)
         joint = np.hstack([scale_block(z_rna, train), scale_block(z_epi, train)])
     return {"latent:rna": z_rna, "latent:epi": z_epi, "latent:joint": joint}
+
+
+def run_pca_rna(job: Job) -> Arrays:
+    """PCA (50) of log-normalised RNA alone: the RNA half of :func:`run_pca_lsi`.
+
+    Its one latent is stored as ``joint`` (the method's embedding). For ``heldout`` the PCA is
+    fitted on the training cells and the others projected.
+    """
+    train = job.train if job.task == "heldout" else np.arange(job.mdata.n_obs)
+    with job.clock.fit():
+        z_rna = rna_pca(job.counts(RNA), train)
+    return {"latent:joint": z_rna}
 
 
 def run_wnn(job: Job) -> Arrays:
@@ -277,16 +315,38 @@ def run_mofa(job: Job) -> Arrays:
             quiet=True,
             verbose=False,
         )
+    _mofa_stop(job, job.workdir / "mofa.hdf5", job.max_epochs or 1000)
     return {"latent:joint": np.asarray(both.obsm["X_mofa"])}
 
 
+def _mofa_stop(job: Job, path: Path, n_iterations: int) -> None:
+    """``converged`` or ``max_epochs`` and the iterations run, from mofapy2's saved statistics.
+
+    mofapy2 keeps ``n_iterations + 1`` ELBO slots (iteration 0 is the initialisation) and cuts
+    them to the iterations run when its convergence criterion is met.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as stored:
+            slots = len(stored["training_stats/elbo"])
+    except (OSError, KeyError):
+        job.info["stopped_by"] = "unknown"
+        return
+    if slots <= n_iterations:
+        job.info |= {"stopped_by": "converged", "epochs": slots}
+    else:
+        job.info |= {"stopped_by": "max_epochs", "epochs": n_iterations - 1}
+
+
 # ------------------------------------------------------------------ scvi-tools
-def _scvi_train(model, job: Job, default_early_stopping: bool = True) -> None:
+def _scvi_train(model, job: Job) -> None:
+    """The model's own ``train`` defaults with ``early_stopping=True`` (its own patience)."""
     kwargs = job.trainer_kwargs()
     if job.max_epochs is not None:
         kwargs["max_epochs"] = job.max_epochs
     with job.clock.fit():
-        model.train(early_stopping=default_early_stopping, **kwargs)
+        model.train(early_stopping=True, **kwargs)
 
 
 def run_scvi_peakvi(job: Job) -> Arrays:
@@ -312,11 +372,34 @@ def run_scvi_peakvi(job: Job) -> Arrays:
             _adata(job, key) if job.task == "heldout" else None
         )
     job.info["epochs"] = f"scvi={epochs[RNA]};peakvi={epochs[EPI]}"
+    job.info["stops"] = f"scvi={job.stops[0]};peakvi={job.stops[-1]}"
+    job.record_stops()
     return {
         "latent:rna": latents[RNA],
         "latent:epi": latents[EPI],
         "latent:joint": np.hstack([latents[RNA], latents[EPI]]),
     }
+
+
+def run_scvi_rna(job: Job) -> Arrays:
+    """scVI on the RNA counts alone: as the scVI half of :func:`run_scvi_peakvi`.
+
+    Its defaults (``max_epochs`` heuristic ``min(400, 20000 / n_cells * 400)``) with early
+    stopping switched on (scVI's own patience, 45 epochs). Its one latent is stored as
+    ``joint``; for ``heldout`` the cells outside the training set are embedded by the encoder.
+    """
+    import scvi
+
+    _seed_everything(job.seed)
+    cells = job.train if job.task == "heldout" else None
+    fit = _adata(job, RNA, cells)
+    scvi.model.SCVI.setup_anndata(fit, batch_key=job.batch_key)
+    model = scvi.model.SCVI(fit)
+    _scvi_train(model, job)
+    job.info["epochs"] = len(model.history["elbo_train"])
+    job.record_stops()
+    latent = model.get_latent_representation(_adata(job, RNA) if job.task == "heldout" else None)
+    return {"latent:joint": latent}
 
 
 def _multivi(job: Job, fit: mudata.MuData):
@@ -328,6 +411,7 @@ def _multivi(job: Job, fit: mudata.MuData):
     model = scvi.model.MULTIVI(fit, n_genes=fit[RNA].n_vars, n_regions=fit[EPI].n_vars)
     _scvi_train(model, job)
     job.info["epochs"] = len(model.history["elbo_train"])
+    job.record_stops()
     return model
 
 
@@ -439,10 +523,13 @@ def run_label_mean(job: Job) -> Arrays:
 METHODS: dict[str, tuple[Callable[[Job], Arrays], tuple[str, ...]]] = {
     "scdcca": (run_scdcca, ("embedding", "cross_modal", "heldout")),
     "scdcca_cycle": (run_scdcca_cycle, ("embedding", "cross_modal", "heldout")),
+    "scdcca_no_transfer": (run_scdcca_no_transfer, ("embedding", "cross_modal", "heldout")),
     "pca_lsi": (run_pca_lsi, ("embedding", "heldout")),
+    "pca_rna": (run_pca_rna, ("embedding", "heldout")),
     "wnn": (run_wnn, ("embedding",)),
     "mofa": (run_mofa, ("embedding",)),
     "scvi_peakvi": (run_scvi_peakvi, ("embedding", "heldout")),
+    "scvi_rna": (run_scvi_rna, ("embedding", "heldout")),
     "multivi": (run_multivi, ("embedding", "cross_modal", "heldout")),
     "knn": (run_knn, ("cross_modal",)),
     "label_mean": (run_label_mean, ("cross_modal",)),

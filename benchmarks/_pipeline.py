@@ -23,6 +23,7 @@ from _metrics import (
     knn_accuracy,
     scib_scores,
 )
+from _provenance import code_version, combined
 from _results import cost_figure, merge
 from _worker import Outcome, launch
 
@@ -38,6 +39,7 @@ class Context:
         self.labels = mdata.obs[LABEL].to_numpy().astype(str)
         self.batch = mdata.obs[BATCH].to_numpy().astype(str) if BATCH in mdata.obs else None
         self.n_cells = mdata.n_obs
+        self.version = code_version()
 
     def base_row(self, task: str, method: str, latent: str, seed: int) -> dict:
         """Keys and settings of one CSV row."""
@@ -49,9 +51,11 @@ class Context:
             "latent": latent,
             "seed": seed,
             "status": "ok",
+            "version": self.version,
+            "stopped_by": "",
             "n_cells": self.n_cells,
             "max_epochs": a.max_epochs if a.max_epochs is not None else "default",
-            "max_time_min": a.max_time,
+            "max_time_min": a.max_time or "none",
             "threads": a.threads,
             "folds": a.folds if task == "cross_modal" else "",
             "label": a.label,
@@ -68,7 +72,7 @@ class Context:
             "has_batch": self.batch is not None,
             "binarize": a.binarize,
             "max_epochs": a.max_epochs,
-            "max_time_min": a.max_time,
+            "max_time_min": a.max_time or None,
         }
         name = f"{task}_{method}_seed{seed}{tag}"
         return launch(self.tmp, name, job, train, test, a.threads, a.worker_timeout)
@@ -78,6 +82,7 @@ def _cost(row: dict, outcome: Outcome) -> dict:
     row["fit_s"] = outcome.fit_s
     row["peak_rss_mib"] = outcome.peak_rss_mib
     row["epochs"] = outcome.info.get("epochs", "")
+    row["stopped_by"] = outcome.info.get("stopped_by", "")
     if outcome.error:
         row["status"] = f"failed: {outcome.error}"
     return row
@@ -147,7 +152,7 @@ def task_cross_modal(ctx: Context, methods: list[str], seed: int) -> list[dict]:
     rows = []
     for method in ["knn", "label_mean", *[m for m in methods if m not in ("knn", "label_mean")]]:
         scores = CrossModal()
-        fit_s, peak, info, error = 0.0, 0.0, [], None
+        fit_s, peak, info, stops, error = 0.0, 0.0, [], [], None
         for fold, (train, test) in enumerate(splits):
             outcome = ctx.fit(method, "cross_modal", seed, train, test, f"_fold{fold}")
             if outcome.error:
@@ -156,6 +161,7 @@ def task_cross_modal(ctx: Context, methods: list[str], seed: int) -> list[dict]:
             fit_s += outcome.fit_s
             peak = max(peak, outcome.peak_rss_mib)
             info.append(str(outcome.info.get("epochs", "")))
+            stops.append(outcome.info.get("stopped_by", ""))
             true_rna = rna[test].toarray()
             true_rna /= np.maximum(true_rna.sum(1, keepdims=True), 1)
             scores.add(
@@ -170,6 +176,7 @@ def task_cross_modal(ctx: Context, methods: list[str], seed: int) -> list[dict]:
             rows.append(_cost(row, error))
             continue
         row |= {"fit_s": fit_s, "peak_rss_mib": peak, "epochs": "/".join(info).strip("/")}
+        row["stopped_by"] = combined(stops)
         row |= scores.result()
         rows.append(row)
         print(
@@ -234,10 +241,12 @@ def run(args: argparse.Namespace) -> None:
             + f"; temporary files in {tmp}",
             flush=True,
         )
+        max_time = f"{args.max_time:g} min per deep fit" if args.max_time else "none"
+        timeout = f"{args.worker_timeout:.0f} s" if args.worker_timeout else "none"
         print(
             f"caps: epochs {args.max_epochs or 'each model default'}, Lightning max_time "
-            f"{args.max_time} min per deep fit, worker timeout {args.worker_timeout:.0f} s, "
-            f"{args.threads} thread(s) per process",
+            f"{max_time}, worker timeout {timeout}, {args.threads} thread(s) per process; "
+            f"code {ctx.version}",
             flush=True,
         )
         for seed in args.seeds:

@@ -68,7 +68,7 @@ def merge(path: Path, rows: list[dict]) -> pd.DataFrame:
         ["dataset", "task", "method", "latent", "seed"],
         key=lambda column: column.map(order) if column.name == "task" else column,
     )
-    front = [*ROW_KEYS, "status"]
+    front = [*ROW_KEYS, "status", "version", "stopped_by"]
     new = new[[c for c in front if c in new] + [c for c in new.columns if c not in front]]
     path.parent.mkdir(parents=True, exist_ok=True)
     new.to_csv(path, index=False)

@@ -6,7 +6,7 @@ environment of ``--threads``. The worker loads the compact MuData, runs the meth
 ``_methods.py``), and writes ``<job>.npz`` (the method's arrays) and ``<job>.meta.json``:
 ``fit_s`` (wall time of the training only), ``peak_rss_mib`` (peak resident memory of the
 worker process, ``VmHWM``: Python, imports and the data included) and ``info`` (epochs
-trained, ...).
+trained, ``stopped_by``, ...).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def launch(
     train: np.ndarray,
     test: np.ndarray,
     threads: int,
-    timeout_s: float,
+    timeout_s: float | None,
 ) -> Outcome:
     """Run one job in a fresh Python process and collect its results.
 
@@ -77,7 +77,8 @@ def launch(
     threads
         Torch/BLAS threads of the worker.
     timeout_s
-        The worker is killed after this many seconds (the outcome then carries an error).
+        The worker is killed after this many seconds (the outcome then carries an error);
+        ``None``: no limit.
     """
     np.savez(tmp / f"{name}.split.npz", train=train, test=test)
     spec = {**job, "data": str(tmp / "data.h5mu"), "split": str(tmp / f"{name}.split.npz")}
@@ -156,6 +157,7 @@ def work(job_path: str) -> None:
     import mudata
 
     from _methods import METHODS, Job
+    from _provenance import DETERMINISTIC
 
     mudata.set_options(pull_on_update=False)
     mdata = mudata.read_h5mu(spec["data"])
@@ -181,6 +183,7 @@ def work(job_path: str) -> None:
     except Exception:
         traceback.print_exc()
         sys.exit(1)
+    job.info.setdefault("stopped_by", DETERMINISTIC)  # the deep methods and MOFA+ set theirs
     np.savez(
         spec["out"],
         **{

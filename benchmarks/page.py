@@ -22,8 +22,8 @@ from _results import _cell, _plain, numeric
 
 DATASETS = ["snare_cortex", "scicar_kidney", "pairedtag_h3k4me3", "scicar_a549"]
 METHODS = [
-    "scdcca", "scdcca_cycle", "pca_lsi", "wnn", "mofa", "scvi_peakvi", "multivi", "knn",
-    "label_mean",
+    "scdcca", "scdcca_cycle", "scdcca_no_transfer", "pca_lsi", "pca_rna", "wnn", "mofa",
+    "scvi_peakvi", "scvi_rna", "multivi", "knn", "label_mean",
 ]  # fmt: skip
 COLUMNS = {
     "embedding": {

@@ -16,24 +16,33 @@ uses the same number); ``fit_s`` is the wall time of the training only and ``pea
 the worker's peak resident memory (``ru_maxrss``: imports and data included).
 
 Methods (``_methods.py``): ``scdcca`` (package defaults, alternating schedule),
-``scdcca_cycle`` (``schedule="cycle"``), ``pca_lsi`` (PCA of log-normalised RNA + muon LSI of
-the epigenome, each block scaled to unit total variance, concatenated), ``wnn`` (muon's
+``scdcca_cycle`` (``schedule="cycle"``), ``scdcca_no_transfer`` (the defaults with both
+attention-transfer weights at 0, ``beta1=0, beta2=0``), ``pca_lsi`` (PCA of log-normalised RNA
++ muon LSI of the epigenome, each block scaled to unit total variance, concatenated),
+``pca_rna`` (the PCA of log-normalised RNA alone, pca_lsi's RNA half), ``wnn`` (muon's
 weighted nearest neighbours on the same PCA and LSI: a graph, scored with graph metrics only),
 ``mofa`` (MOFA+ through ``muon.tl.mofa``), ``scvi_peakvi`` (scVI on RNA and PeakVI on the
-epigenome, latents side by side), ``multivi`` (scvi-tools' MULTIVI); for ``cross_modal`` also
+epigenome, latents side by side), ``scvi_rna`` (scVI on RNA alone), ``multivi`` (scvi-tools'
+MULTIVI); the RNA-only methods (``pca_rna``, ``scvi_rna``) store their one latent as
+``joint``; for ``cross_modal`` also
 ``knn`` (always run there as the baseline) and ``label_mean`` (a reference that knows the
 labels: each held-out cell predicted as its label's mean over the training cells). A method
 is skipped for tasks it cannot do.
 scGLUE is not included (it needs a genome annotation and a guidance graph per data set, and is
 not installed).
 
-Training caps: deep models use their own defaults with early stopping (DCCA: at most 200
-epochs per phase with its plateau stopping; scVI: ``min(400, 20000/n_cells*400)`` epochs,
-early stopping switched on; PeakVI and MULTIVI: 500 epochs, early stopping, patience 50),
-``--max-epochs N`` replaces the epoch limits (DCCA: per phase; MOFA: iterations), and
-``--max-time M`` (minutes, default 30) is Lightning's ``max_time`` for every deep fit. A
-worker still running after ``--worker-timeout`` seconds (default ``3 * max-time + 10 min``) is
-killed and recorded as failed.
+Training caps: deep models train until their own early stopping stops them (DCCA: at most
+200 epochs per phase with its plateau stopping; scVI: ``min(400, 20000/n_cells*400)`` epochs,
+early stopping switched on, patience 45; PeakVI and MULTIVI: 500 epochs, early stopping,
+patience 50). ``--max-epochs N`` replaces the epoch limits (DCCA: per phase; MOFA:
+iterations), and ``--max-time M`` (minutes; default 0: no wall-clock cap) sets Lightning's
+``max_time`` for every deep fit. A worker still running after ``--worker-timeout`` seconds
+(default: none without ``--max-time``, else ``3 * max-time + 10 min``) is killed and recorded
+as failed. Every row says what ended its training in ``stopped_by`` (``early_stopping``,
+``max_epochs``, ``max_time``, ``diverged``, ``converged`` for MOFA+, ``deterministic`` for
+the methods without training iterations; ``_provenance.py``), so a cap that was hit never
+passes silently; a method with several fits (scVI + PeakVI, DCCA's phases, folds) names the
+cap any of them hit.
 
 Tasks:
 
@@ -57,7 +66,8 @@ Tasks:
   redraws ``<dataset>_cost.png`` and ``<dataset>_scib.svg`` (the results table of every
   stored row, mean over seeds) from the CSVs.
 - ``cross_modal``: ``--folds`` folds over cells (shuffled with the seed); methods scdcca
-  (and scdcca_cycle if selected), multivi, knn and label_mean; latent ``prediction``; scores in
+  (and scdcca_cycle, scdcca_no_transfer if selected), multivi, knn and label_mean; latent
+  ``prediction``; scores in
   ``_metrics.CrossModal`` (RNA -> epigenome AUROC, AUPRC, per-cell and per-region Pearson,
   pseudo-bulk per label within each fold, plain and label-specific; epigenome -> RNA
   per-cell, per-gene and pseudo-bulk Pearson). ``fit_s`` is summed over folds,
@@ -65,15 +75,18 @@ Tasks:
 - ``heldout``: train on 80 % of the cells (split stratified by label, fixed per seed); 15-NN
   label accuracy of the held-out cells with the training cells' embeddings and labels
   (``knn_acc_heldout``) and leave-one-out on the training cells (``knn_acc_train``), per
-  latent; methods that can embed new cells: scdcca, scdcca_cycle, pca_lsi (projection with
-  the training fit), scvi_peakvi, multivi. ``majority_heldout``: share of the held-out cells'
-  commonest label.
+  latent; methods that can embed new cells: scdcca, scdcca_cycle, scdcca_no_transfer,
+  pca_lsi and pca_rna (projection with the training fit), scvi_peakvi, scvi_rna, multivi.
+  ``majority_heldout``: share of the held-out cells' commonest label.
 
 Output: ``<out>/<dataset>.csv`` (dataset = file stem), long format, one row per ``dataset,
-task, method, latent, seed`` with columns ``status`` (``ok`` or the error), ``n_cells``,
+task, method, latent, seed`` with columns ``status`` (``ok`` or the error), ``version`` (the
+scdcca version and short commit of the code that ran, ``-dirty`` with uncommitted changes in
+``src/`` or ``benchmarks/``, e.g. ``0.1.0+g2e3331e``), ``stopped_by``, ``n_cells``,
 ``fit_s``, ``peak_rss_mib``, ``epochs``, the task's scores (``kmeans_ari``, ``kmeans_nmi``,
 ``bio_conservation``, ``batch_correction``, ... / ``rna2epi_auroc``, ... /
-``knn_acc_heldout``, ...) and the settings ``max_epochs``, ``max_time_min``, ``threads``,
+``knn_acc_heldout``, ...) and the settings ``max_epochs``, ``max_time_min`` (``none``: no
+cap), ``threads``,
 ``folds``, ``label``, ``batch``. Rows of a ``dataset, task, method, seed`` that is run again
 are replaced; the CSV is rewritten after every seed and task. ``--report`` prints the
 markdown tables (mean ± sd over seeds, ``_results.report``) of all CSVs in ``--out``. Use a
@@ -87,7 +100,18 @@ import os
 import sys
 from pathlib import Path
 
-ALL_METHODS = ["scdcca", "scdcca_cycle", "pca_lsi", "wnn", "mofa", "scvi_peakvi", "multivi"]
+ALL_METHODS = [
+    "scdcca",
+    "scdcca_cycle",
+    "scdcca_no_transfer",
+    "pca_lsi",
+    "pca_rna",
+    "wnn",
+    "mofa",
+    "scvi_peakvi",
+    "scvi_rna",
+    "multivi",
+]
 ALL_TASKS = ["embedding", "cross_modal", "heldout"]
 
 
@@ -119,8 +143,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-epochs", type=int, default=None, help="epoch cap (default: each model's own)"
     )
-    parser.add_argument("--max-time", type=float, default=30.0, help="minutes per deep fit")
-    parser.add_argument("--worker-timeout", type=float, default=None, help="seconds")
+    parser.add_argument(
+        "--max-time",
+        type=float,
+        default=0.0,
+        help="Lightning max_time in minutes per deep fit (default 0: no wall-clock cap)",
+    )
+    parser.add_argument(
+        "--worker-timeout",
+        type=float,
+        default=None,
+        help="seconds (default: none without --max-time, else 3 * max-time + 10 min)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch/BLAS threads")
     parser.add_argument("--tmp", type=Path, default=None, help="folder for worker files")
     parser.add_argument("--keep-tmp", action="store_true")
@@ -139,8 +173,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown methods {sorted(unknown)}; choose from {ALL_METHODS}")
     if set(args.tasks) - set(ALL_TASKS):
         parser.error(f"unknown tasks {sorted(set(args.tasks) - set(ALL_TASKS))}")
-    if args.worker_timeout is None:
+    if args.max_time < 0:
+        parser.error("--max-time must be >= 0 (0: no wall-clock cap)")
+    if args.worker_timeout is None and args.max_time > 0:
         args.worker_timeout = 3 * 60 * args.max_time + 600
+    if args.worker_timeout is not None and args.worker_timeout <= 0:
+        args.worker_timeout = None
     return args
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import anndata as ad
 import mudata
 import numpy as np
+import pandas as pd
 import pytest
 import scvi
 import torch
@@ -297,6 +298,26 @@ def test_batch_key_with_missing_values(kidney):
     kidney.obs["sample"] = np.where(np.arange(kidney.n_obs) < 40, None, "a")
     with pytest.raises(ValueError, match=r"'sample'.*no value for 40 of 4753 cells"):
         scdcca.DCCA.setup_mudata(kidney, batch_key="sample", modalities=KIDNEY_MODALITIES)
+
+
+@bad_input
+@pytest.mark.parametrize("where", ["mdata", "rna"])
+def test_batch_categories_without_cells_are_refused(kidney, where):
+    obs = kidney.obs if where == "mdata" else kidney["rna"].obs
+    libraries = np.resize(["lib_a", "lib_b"], kidney.n_obs)
+    obs["sample"] = pd.Categorical(libraries, categories=["lib_a", "lib_b", "GHOST"])
+    modalities = {**KIDNEY_MODALITIES, **({} if where == "mdata" else {"batch_key": "rna"})}
+    with pytest.raises(
+        ValueError,
+        match=r"'sample'.*1 categories that no cell has \('GHOST'\).*never trains.*"
+        r"\.cat\.remove_unused_categories\(\)",
+    ):
+        scdcca.DCCA.setup_mudata(kidney, batch_key="sample", modalities=modalities)
+    assert list(obs["sample"].cat.categories) == ["lib_a", "lib_b", "GHOST"]  # left as it was
+    assert "_scvi_batch" not in obs
+    obs["sample"] = obs["sample"].cat.remove_unused_categories()
+    scdcca.DCCA.setup_mudata(kidney, batch_key="sample", modalities=modalities)
+    assert scdcca.DCCA(kidney, n_hidden=16).summary_stats.n_batch == 2
 
 
 @bad_input

@@ -1,18 +1,31 @@
-"""The benchmark runner works on a paired ``.h5mu`` it has never seen, given its names."""
+"""The benchmark runner works on a paired ``.h5mu`` it has never seen, given its names.
+
+Its rows say which code produced them (``version``) and what ended each training
+(``stopped_by``), and the RNA-only and no-transfer methods run.
+"""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import mudata
+import numpy as np
 import pandas as pd
 import pytest
 
-from .conftest import read
+from .conftest import DATA, read
 
-RUNNER = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+RUNNER = BENCHMARKS / "run.py"
+sys.path.insert(0, str(BENCHMARKS))
+import _methods  # noqa: E402
+from _provenance import code_version, combined, stop_reason, stop_recorder  # noqa: E402
+
+VERSION = re.compile(r"^\d+\.\d+\.\d+\S*\+(g[0-9a-f]{7}(-dirty)?|unknown)$")
+STOPPED_BY = {"early_stopping", "max_epochs", "max_time", "diverged", "converged", "deterministic"}
 
 
 @pytest.mark.slow
@@ -42,3 +55,136 @@ def test_runner_on_a_file_with_other_modality_label_and_batch_names(tmp_path):
     assert heldout["knn_acc_heldout"].between(0, 1).all()
     assert (table["fit_s"] >= 0).all()
     assert (table["peak_rss_mib"] > 0).all()
+    stopped = dict(zip(table["method"], table["stopped_by"], strict=False))
+    # two epochs per phase are a cap that was hit
+    assert stopped == {"scdcca": "max_epochs", "pca_lsi": "deterministic"}
+
+
+def test_tiny_run_writes_version_and_stopped_by(tmp_path):
+    """Every row names its code version and what ended its training; a hit cap shows."""
+    path = DATA / "scicar_kidney.h5mu"
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    out = tmp_path / "results"
+    command = [
+        sys.executable, str(RUNNER), "--data", str(path), "--rna", "rna", "--epi", "atac",
+        "--label", "cell_type", "--methods", "pca_rna,scvi_rna", "--tasks", "heldout",
+        "--seeds", "0", "--max-cells", "150", "--max-epochs", "2", "--threads", "1",
+        "--no-figures", "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = pd.read_csv(out / "scicar_kidney.csv")
+    assert set(table["status"]) == {"ok"}
+    assert all(VERSION.match(v) for v in table["version"]), set(table["version"])
+    assert set(table["max_time_min"]) == {"none"}  # no wall-clock cap by default
+    rows = table.set_index("method")
+    assert set(rows.index) == {"pca_rna", "scvi_rna"}
+    assert set(rows["latent"]) == {"joint"}
+    assert rows.loc["pca_rna", "stopped_by"] == "deterministic"
+    assert rows.loc["scvi_rna", "stopped_by"] == "max_epochs"  # --max-epochs 2 was hit
+    assert int(rows.loc["scvi_rna", "epochs"]) == 2
+    assert rows["knn_acc_heldout"].between(0, 1).all()
+
+
+def test_pca_rna_embeds_every_cell_from_rna_alone():
+    kidney = read("scicar_kidney")[:300].copy()
+    job = _methods.Job(kidney, "embedding", 0, np.arange(300), np.arange(0), False, False,
+                       None, None, Path("."))  # fmt: skip
+    arrays = _methods.run_pca_rna(job)
+    assert set(arrays) == {"latent:joint"}
+    assert arrays["latent:joint"].shape == (300, 50)
+    assert np.isfinite(arrays["latent:joint"]).all()
+    kidney.mod["atac"].X = kidney["atac"].X * 0  # the epigenome plays no part
+    assert np.allclose(_methods.run_pca_rna(job)["latent:joint"], arrays["latent:joint"])
+
+
+def _fit(**trainer_kwargs) -> str:
+    """Train Lightning's demo model and return what the recorder says ended the fit."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    class Flat(BoringModel):  # a metric that never improves
+        def training_step(self, batch, batch_idx):
+            self.log("flat", 1.0, on_step=False, on_epoch=True)
+            return super().training_step(batch, batch_idx)
+
+    reasons: list[str] = []
+    callbacks = [*trainer_kwargs.pop("callbacks", []), stop_recorder(reasons)]
+    trainer = pl.Trainer(
+        callbacks=callbacks,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        **trainer_kwargs,
+    )
+    trainer.fit(Flat())
+    assert len(reasons) == 1
+    assert reasons[0] == stop_reason(trainer)
+    return reasons[0]
+
+
+def test_stop_reason_tells_early_stopping_epoch_and_time_caps_apart():
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    stopping = EarlyStopping(monitor="flat", patience=2, check_on_train_epoch_end=True)
+    assert _fit(max_epochs=1000, limit_train_batches=2, callbacks=[stopping]) == "early_stopping"
+    assert _fit(max_epochs=2, limit_train_batches=2) == "max_epochs"
+    assert _fit(max_epochs=10**6, max_time={"seconds": 0.3}) == "max_time"
+
+
+def test_a_cap_hit_by_any_fit_names_the_row():
+    assert combined(["early_stopping", "max_time", "early_stopping"]) == "max_time"
+    assert combined(["early_stopping", "max_epochs"]) == "max_epochs"
+    assert combined(["early_stopping"] * 3) == "early_stopping"
+    assert combined(["deterministic", "deterministic"]) == "deterministic"
+    assert combined([]) == ""
+
+
+def test_version_names_commit_and_uncommitted_code(tmp_path):
+    assert VERSION.match(code_version())
+
+    def git(*arguments: str) -> None:
+        subprocess.run(
+            ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *arguments],
+            check=True,
+            capture_output=True,
+        )
+
+    for name in ("src/a.py", "benchmarks/b.py", "benchmarks/results/c.csv", "README.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "x")
+    clean = code_version(tmp_path)
+    assert re.search(r"\+g[0-9a-f]{7}$", clean)
+    (tmp_path / "benchmarks/results/c.csv").write_text("y\n")  # results are not code
+    (tmp_path / "README.md").write_text("y\n")
+    assert code_version(tmp_path) == clean
+    (tmp_path / "src/a.py").write_text("y\n")
+    assert code_version(tmp_path) == clean + "-dirty"
+
+
+def test_mofa_stop_reads_convergence_from_its_training_statistics(tmp_path):
+    import h5py
+
+    job = _methods.Job(None, "embedding", 0, np.arange(3), np.arange(0), False, False, None,
+                       None, tmp_path)  # fmt: skip
+    for slots, expected in ((101, "max_epochs"), (37, "converged")):
+        with h5py.File(tmp_path / "mofa.hdf5", "w") as stored:
+            stored["training_stats/elbo"] = np.zeros(slots)
+        _methods._mofa_stop(job, tmp_path / "mofa.hdf5", 100)
+        assert job.info["stopped_by"] == expected
+
+
+def test_no_transfer_sets_both_attention_weights_to_zero(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(_methods, "_dcca", lambda job, schedule, **kw: seen.update(kw) or {})
+    _methods.run_scdcca_no_transfer(None)
+    assert seen == {"beta1": 0.0, "beta2": 0.0}
+    assert _methods.METHODS["scdcca_no_transfer"][1] == ("embedding", "cross_modal", "heldout")
+    assert set(_methods.METHODS["scvi_rna"][1]) == set(_methods.METHODS["pca_rna"][1])

@@ -222,6 +222,12 @@ def test_accessibility_finds_the_planted_regions(trained):
         ({}, ValueError, r"Say which cells to compare: groupby="),
         ({"idx1": [0, 1, 1e9]}, TypeError, r"idx1: indices must be integer positions"),
         ({"idx1": np.zeros(3, dtype=bool)}, ValueError, r"idx1: A boolean mask .* per cell"),
+        (
+            {"idx1": [0, 1, 2, 3], "idx2": [3, 4]},
+            ValueError,
+            r"idx1 and idx2 share 1 cells \(of 4 and 2\).*one population only",
+        ),
+        ({"idx1": [0, 1, 2], "idx2": [2, 0, 1]}, ValueError, r"idx1 and idx2 select the same"),
         ({"groupby": "cell_type", "group1": GROUP, "mode": "bayes"}, ValueError, r"mode must"),
         ({"groupby": "cell_type", "group1": GROUP, "pseudocounts": None}, ValueError, r"1e-6"),
     ],
@@ -233,6 +239,42 @@ def test_bad_comparisons_are_refused(trained, kwargs, error, message):
     with pytest.raises(error, match=message):
         model.differential_accessibility(silent=True, **kwargs)
     assert "_scvi_temp_de" not in mdata.obs
+
+
+def test_boolean_series_are_matched_by_cell_name(trained):
+    model, mdata, _ = trained
+    in_group = mdata.obs["cell_type"] == GROUP
+    in_other = mdata.obs["cell_type"] == OTHER
+    stats = dict(silent=True, n_samples_overall=500)
+    scvi.settings.seed = 0
+    in_order = model.differential_expression(idx1=in_group.to_numpy(), **stats)
+    scvi.settings.seed = 0
+    by_name = model.differential_expression(idx1=in_group[::-1], **stats)
+    pd.testing.assert_frame_equal(by_name, in_order)
+    scvi.settings.seed = 0
+    pair = model.differential_accessibility(idx1=in_group, idx2=in_other, **stats)
+    shuffled = in_other.sample(frac=1.0, random_state=0)
+    scvi.settings.seed = 0
+    pd.testing.assert_frame_equal(
+        model.differential_accessibility(idx1=in_group[::-1], idx2=shuffled, **stats), pair
+    )
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda s: s.reset_index(drop=True), r"1500 of the MuData's cells missing; 1500 labels"),
+        (lambda s: s.iloc[:100], r"1400 of the MuData's cells missing"),
+        (lambda s: pd.concat([s, s.iloc[:2]]), r"2 repeated labels"),
+    ],
+)
+def test_boolean_series_with_other_cells_are_refused(trained, change, words):
+    model, mdata, _ = trained
+    mask = change(mdata.obs["cell_type"] == GROUP)
+    for name, kwargs in (("idx1", {"idx1": mask}), ("idx2", {"idx1": [0, 1], "idx2": mask})):
+        with pytest.raises(ValueError, match=rf"{name} is a boolean Series.*{words}.*to_numpy"):
+            model.differential_expression(silent=True, **kwargs)
 
 
 @pytest.mark.bad_input

@@ -232,8 +232,10 @@ def _tiny_model() -> scdcca.DCCA:
     return scdcca.DCCA(mdata, n_hidden=16)
 
 
-#: Buffers fitted after training from the kept weights (depth and shrinkage of generation).
+#: Buffers fitted after training from the kept weights (the joint latent's epigenome weight,
+#: depth and shrinkage of generation).
 FITTED_AFTER_TRAINING = (
+    "joint_epi_weight",
     "epi_depth_fit",
     "epi_depth_latent",
     "epi_region_logit",

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import anndata as ad
 import mudata
 import numpy as np
@@ -19,7 +21,7 @@ import scvi
 import torch
 
 import scdcca
-from scdcca.model import _saving
+from scdcca.model import _generation, _saving
 
 from .conftest import KIDNEY_MODALITIES, read
 from .test_guarantees import _At, _changed, _ctrl_c, fingerprint
@@ -136,6 +138,26 @@ def test_failed_save_leaves_the_previous_save_loadable(tmp_path, paired_model, m
     )
 
 
+def test_full_disk_during_save_says_so_and_keeps_the_previous_save(
+    tmp_path, paired_model, monkeypatch
+):
+    model, _mdata = paired_model
+    model.save(tmp_path / "m", save_anndata=True)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()}
+
+    def zip_writer_on_a_full_disk(*args, **kwargs):  # what torch says when the disk fills up
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+
+    monkeypatch.setattr(torch, "save", zip_writer_on_a_full_disk)
+    with pytest.raises(OSError, match=r"No space left on the disk .*Free some space") as caught:
+        model.save(tmp_path / "m", save_anndata=True, overwrite=True)
+    assert caught.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    scdcca.DCCA.load(tmp_path / "m")
+
+
 def test_existing_directory_needs_overwrite(tmp_path, paired_model):
     model, _ = paired_model
     model.save(tmp_path / "m")
@@ -205,6 +227,19 @@ def test_overwrite_replaces_every_key_of_another_model(paired_model):
         )
     assert "dcca_observed" not in target.obsm
     assert target.uns["dcca"]["schedule"] == [p["name"] for p in model.schedule_]
+
+
+def test_write_results_into_a_backed_mudata_says_the_file_is_unchanged(tmp_path, paired_model):
+    model, _ = paired_model
+    path = tmp_path / "cells.h5mu"
+    _kidney().write(path)
+    before = path.read_bytes()
+    backed = mudata.read_h5mu(path, backed="r")
+    with pytest.warns(UserWarning, match=r"backed by .*cells\.h5mu.*in memory only.*write\(\)"):
+        model.write_results(backed, denoised=False)
+    np.testing.assert_array_equal(backed.obsm["X_dcca"], model.get_latent_representation())
+    backed.file.close()
+    assert path.read_bytes() == before
 
 
 def test_write_results_refuses_an_untrained_model():
@@ -311,6 +346,9 @@ def test_getter_arguments(paired_model):
         model.predict_modality(new, source="epi", library_size="observed")
     with pytest.raises(ValueError, match="threshold"):
         model.get_normalized_accessibility(threshold=1.5)
+    n_regions = len(model.model_features("epi"))
+    with pytest.raises(ValueError, match=rf"depth={n_regions} is not below .*{n_regions} regions"):
+        model.predict_modality(source="rna", depth=n_regions)
 
 
 # --------------------------------------------------------------------------- history
@@ -332,6 +370,36 @@ def test_interrupted_cycle_records_only_the_phases_that_ran():
     assert [p["name"] for p in model.schedule_] == ["rna", "epi"]
     model.write_results(mdata)
     assert mdata.uns["dcca"]["schedule"] == ["rna", "epi"]
+
+
+def test_fits_after_an_interrupted_training_use_its_validation_cells(monkeypatch):
+    prior_fits, fit = [], _generation.fit_region_prior
+
+    def fit_region_prior(module, training, sample, validation):
+        prior_fits.append(validation is not None)
+        return fit(module, training, sample, validation)
+
+    monkeypatch.setattr(_generation, "fit_region_prior", fit_region_prior)
+    mdata = _kidney(800)
+    scvi.settings.seed = 0
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(mdata, n_hidden=32)
+    model.train(
+        max_epochs_per_phase=3,
+        callbacks=[_At(epoch=2, batch=0, action=_ctrl_c)],
+        enable_progress_bar=False,
+    )
+    assert list(model.history["phases"]["completed"]) == [False]
+    assert model.validation_indices is not None
+    validation = np.sort(model.validation_indices)
+    assert len(validation) == 80
+    assert not np.isin(validation, model.train_indices).any()
+    # the joint latent's weight is the R² of z_rna predicted by z_epi in those cells
+    z_rna = model.get_latent_representation(modality="rna", indices=validation)
+    z_epi = model.get_latent_representation(modality="epi", indices=validation)
+    r2 = 1 - ((z_rna - z_epi) ** 2).sum() / ((z_rna - z_rna.mean(0)) ** 2).sum()
+    assert model.joint_epi_weight == pytest.approx(np.clip(r2, 0.0, 1.0), abs=1e-4)
+    assert prior_fits == [True]  # generation's shrinkage is fitted on them too
 
 
 def test_unregistered_mudata_error_names_setup_mudata():

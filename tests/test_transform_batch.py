@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import scvi
 
@@ -64,3 +65,32 @@ def test_unknown_batch_and_a_model_without_batches_are_refused(batched, trained_
     plain, _ = trained_kidney
     with pytest.raises(ValueError, match="without batch_key"):
         plain.get_normalized_expression(transform_batch="lib_a")
+
+
+@pytest.fixture(scope="module")
+def numbered():
+    """Kidney cells of three runs numbered 1, 2, 3 (an integer column), briefly trained."""
+    scvi.settings.seed = 0
+    mdata = read("scicar_kidney")[:300].copy()
+    mdata.obs["run"] = np.resize([1, 2, 3], mdata.n_obs)
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES, batch_key="run")
+    model = scdcca.DCCA(mdata, n_hidden=16, n_latent=4)
+    model.train(max_epochs=2, enable_progress_bar=False)
+    return model, mdata
+
+
+def test_numpy_scalars_name_batches_as_python_scalars_do(numbered):
+    model, mdata = numbered
+    run = mdata.obs["run"]
+    expected = model.get_normalized_expression(transform_batch=1, return_numpy=True)
+    for name in (np.int64(1), 1.0, np.float64(1.0), run.iloc[0], np.array(1), "1"):
+        moved = model.get_normalized_expression(transform_batch=name, return_numpy=True)
+        np.testing.assert_array_equal(moved, expected)
+    every = model.get_normalized_accessibility(transform_batch=[1, 2, 3], return_numpy=True)
+    for names in (run.unique(), np.arange(1, 4), pd.Index([1.0, 2.0, 3.0])):
+        averaged = model.get_normalized_accessibility(transform_batch=names, return_numpy=True)
+        np.testing.assert_allclose(averaged, every, rtol=1e-6)
+    out = model.write_results(mdata.copy(), denoised=False, transform_batch=run.unique())
+    assert list(out.uns["dcca"]["denoised_batches"]) == ["1", "2", "3"]
+    with pytest.raises(ValueError, match=r"seen in training \(\['1', '2', '3'\]\); got \[4\]"):
+        model.get_normalized_expression(transform_batch=np.int64(4))

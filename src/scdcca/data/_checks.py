@@ -125,6 +125,30 @@ def check_obs_key(mdata: MuData, key: str | None, modality: str | None) -> None:
         )
 
 
+def check_batch_categories(mdata: MuData, key: str | None, modality: str | None) -> None:
+    """Refuse a categorical batch key with categories that no cell has.
+
+    scvi-tools registers one batch per category: an empty one would be a batch the model
+    never trains, yet could decode in (``transform_batch``).
+    """
+    if key is None:
+        return
+    obs = mdata.obs if modality is None else mdata.mod[modality].obs
+    column = obs[key]
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return
+    used = column.cat.remove_unused_categories().cat.categories
+    unused = [c for c in column.cat.categories if c not in used]
+    if unused:
+        where = "mdata.obs" if modality is None else f"mdata[{modality!r}].obs"
+        shown = ", ".join(repr(c) for c in unused[:5]) + (", ..." if len(unused) > 5 else "")
+        raise ValueError(
+            f"batch_key {key!r} ({where}) is categorical with {len(unused)} categories that no "
+            f"cell has ({shown}); each would become a batch the model never trains. Drop them "
+            f"first: `{where}[{key!r}] = {where}[{key!r}].cat.remove_unused_categories()`."
+        )
+
+
 def check_features_match(
     mdata: MuData, modalities: Mapping[str, str], registry: Mapping[str, Any]
 ) -> None:

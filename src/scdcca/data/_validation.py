@@ -15,6 +15,7 @@ from scipy import sparse
 
 from ._checks import (
     ROLES,
+    check_batch_categories,
     check_epi_values,
     check_features_match,
     check_finite,
@@ -90,6 +91,8 @@ def check_setup(
     if source_registry is not None:
         check_features_match(mdata, modalities, source_registry)
     check_obs_key(mdata, batch_key, batch_modality)
+    if source_registry is None:  # a loaded model keeps the batches it was trained with
+        check_batch_categories(mdata, batch_key, batch_modality)
     # warnings point at the user's call of setup_mudata: this function, then setup_mudata
     return _check_matrices(mdata, modalities, {"rna": rna_layer, "epi": epi_layer}, 3)
 

@@ -10,6 +10,7 @@ denoised values minibatch by minibatch. It relies only on what
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -28,14 +29,22 @@ from . import _arguments as arguments
 from ._external import aligned_row_batches, feature_columns
 
 #: batches to decode denoised values in: ``None`` (each cell's own), one batch, or several
-BatchChoice = str | int | Sequence[str | int] | None
+BatchChoice = str | int | float | np.generic | Sequence[str | int | float | np.generic] | None
 
 
-def batch_list(transform_batch: BatchChoice) -> list[str | int] | None:
-    """``transform_batch`` as a list of batch names (``None``: each cell's own batch)."""
-    if transform_batch is None or isinstance(transform_batch, str | int):
-        return None if transform_batch is None else [transform_batch]
-    return list(transform_batch)
+def batch_list(transform_batch: BatchChoice) -> list | None:
+    """``transform_batch`` as a list of batch names (``None``: each cell's own batch).
+
+    One name may be a Python or NumPy scalar (``np.int64(1)``, as ``obs[key].iloc[0]``
+    gives for an integer column); several come as any sequence or array of them.
+    """
+    if transform_batch is None:
+        return None
+    if isinstance(transform_batch, np.ndarray) and transform_batch.ndim == 0:
+        transform_batch = transform_batch.item()
+    if isinstance(transform_batch, str | numbers.Number | np.generic):
+        transform_batch = [transform_batch]
+    return [n.item() if isinstance(n, np.generic) else n for n in transform_batch]
 
 
 def sparse_above(blocks: Iterable[np.ndarray], threshold: float) -> sparse.csr_matrix:
@@ -171,7 +180,10 @@ class StreamMixin:
             )
         known = self.adata_manager.get_state_registry(BATCH_KEY)["categorical_mapping"]
         mapping = pd.Index([str(m) for m in known])
-        codes = mapping.get_indexer([str(n) for n in names])
+        # by value first (np.int64(1) and 1.0 name the batch 1), then by name ("1" too)
+        codes = pd.Index(known).get_indexer(pd.Index(names, dtype=object))
+        by_name = mapping.get_indexer([str(n) for n in names])
+        codes = np.where(codes < 0, by_name, codes)
         if len(codes) == 0 or (codes < 0).any():
             unknown = [n for n, c in zip(names, codes, strict=True) if c < 0]
             raise ValueError(

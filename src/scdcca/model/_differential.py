@@ -112,9 +112,12 @@ class DifferentialMixin(StreamMixin):
             cells ("Rest"). Needs ``group1``.
         idx1
             Instead of ``groupby``: the cells of the first population, as a boolean mask,
-            positions, or a :meth:`pandas.DataFrame.query` string on ``mdata.obs``.
+            positions, or a :meth:`pandas.DataFrame.query` string on ``mdata.obs``. A
+            boolean :class:`pandas.Series` is matched by cell name (its index must be
+            ``mdata.obs_names``, in any order); arrays and lists are read in cell order.
         idx2
-            The second population, in the same forms; ``None``: all cells not in ``idx1``.
+            The second population, in the same forms, without cells of ``idx1``; ``None``:
+            all cells not in ``idx1``.
         %(de_mode)s
         %(de_delta)s
         %(de_batch_size)s
@@ -148,7 +151,8 @@ class DifferentialMixin(StreamMixin):
         ------
         ValueError
             For unknown groups, ``group2`` without ``group1``, both ``groupby`` and ``idx1``,
-            a population without cells with RNA, ``pseudocounts=None``, or
+            ``idx1`` and ``idx2`` sharing cells, a boolean Series not indexed by the cell
+            names, a population without cells with RNA, ``pseudocounts=None``, or
             ``rna_likelihood="gaussian"`` (no proportions to compare).
         KeyError
             When ``groupby`` is not a column of ``mdata.obs``.
@@ -229,9 +233,12 @@ class DifferentialMixin(StreamMixin):
             cells ("Rest"). Needs ``group1``.
         idx1
             Instead of ``groupby``: the cells of the first population, as a boolean mask,
-            positions, or a :meth:`pandas.DataFrame.query` string on ``mdata.obs``.
+            positions, or a :meth:`pandas.DataFrame.query` string on ``mdata.obs``. A
+            boolean :class:`pandas.Series` is matched by cell name (its index must be
+            ``mdata.obs_names``, in any order); arrays and lists are read in cell order.
         idx2
-            The second population, in the same forms; ``None``: all cells not in ``idx1``.
+            The second population, in the same forms, without cells of ``idx1``; ``None``:
+            all cells not in ``idx1``.
         %(de_mode)s
         %(de_delta)s
         %(de_batch_size)s
@@ -466,6 +473,7 @@ class DifferentialMixin(StreamMixin):
                 )
             cells1 = _cell_mask("idx1", idx1, obs)
             cells2 = ~cells1 if idx2 is None else _cell_mask("idx2", idx2, obs)
+            _check_disjoint(cells1, cells2)
             return [(None, None, *self._measured_only(modality, measured, cells1, cells2, None))]
         if groupby is None:
             raise ValueError(
@@ -599,9 +607,15 @@ class DifferentialMixin(StreamMixin):
 
 
 def _cell_mask(name: str, selection, obs: pd.DataFrame) -> np.ndarray:
-    """Boolean mask of ``idx1``/``idx2``: a mask, positions, or a query on ``obs``."""
+    """Boolean mask of ``idx1``/``idx2``: a mask, positions, or a query on ``obs``.
+
+    A boolean :class:`pandas.Series` is aligned by cell name; its index must hold exactly
+    the cells of ``obs``.
+    """
     if isinstance(selection, str):
         return obs.index.isin(obs.query(selection).index)
+    if isinstance(selection, pd.Series) and pd.api.types.is_bool_dtype(selection.dtype):
+        return _aligned_mask(name, selection, obs.index)
     try:
         positions = arguments.cell_indices(selection, len(obs))
     except (TypeError, ValueError) as error:
@@ -609,6 +623,50 @@ def _cell_mask(name: str, selection, obs: pd.DataFrame) -> np.ndarray:
     mask = np.zeros(len(obs), dtype=bool)
     mask[positions] = True
     return mask
+
+
+def _aligned_mask(name: str, selection: pd.Series, cells: pd.Index) -> np.ndarray:
+    """A boolean Series as a mask in the order of ``cells``, matched by cell name."""
+    index = selection.index
+    if not index.is_unique or len(index) != len(cells) or not index.isin(cells).all():
+        problems = []
+        missing, other = cells.difference(index), index.difference(cells)
+        if len(missing):
+            problems.append(f"{len(missing)} of the MuData's cells missing")
+        if len(other):
+            problems.append(f"{len(other)} labels that are no cell, e.g. {_preview(other, 3)}")
+        if not index.is_unique:
+            problems.append(f"{int(index.duplicated().sum())} repeated labels")
+        raise ValueError(
+            f"{name} is a boolean Series, which is matched by cell name, but its index is not "
+            f"the MuData's cell names ({'; '.join(problems)}). Pass a Series indexed by "
+            f"mdata.obs_names (e.g. built from mdata.obs), or `{name}.to_numpy()` for a mask "
+            "in the MuData's cell order."
+        )
+    if selection.isna().any():
+        raise ValueError(
+            f"{name} is a boolean Series with {int(selection.isna().sum())} missing values: "
+            "say True or False for every cell."
+        )
+    return selection.reindex(cells).to_numpy(dtype=bool)
+
+
+def _check_disjoint(cells1: np.ndarray, cells2: np.ndarray) -> None:
+    """Refuse populations that share cells (scvi-tools would put those in ``idx2`` only)."""
+    shared = int(np.count_nonzero(cells1 & cells2))
+    if not shared:
+        return
+    if np.array_equal(cells1, cells2):
+        raise ValueError(
+            "idx1 and idx2 select the same cells: a population cannot be compared with "
+            "itself. Pass two populations without common cells, or leave idx2=None to "
+            "compare idx1 with all other cells."
+        )
+    raise ValueError(
+        f"idx1 and idx2 share {shared} cells (of {int(cells1.sum())} and {int(cells2.sum())}); "
+        "each cell can belong to one population only. Remove the shared cells from one of "
+        "them, e.g. `idx2 = idx2 & ~idx1` for boolean masks."
+    )
 
 
 def _expression_properties(view: _RegistryView, idx1: np.ndarray, idx2: np.ndarray) -> dict:

@@ -204,10 +204,12 @@ class DCCA(
         Every value is checked in one streamed pass (blocks of rows; nothing is densified).
         An error naming the modality and the fix is raised here for infinite values, NaN in
         the RNA, duplicated cell or feature names, cells missing from ``mdata.obs_names``
-        (run ``mdata.update()``), missing modalities, layers or ``obs`` keys, and batch keys
-        with gaps; and when the model is built, for RNA that is not raw counts (negative or
-        non-integer values, with the NB/ZINB likelihood) and for an epigenome that is not 0/1
-        (with the Bernoulli likelihood, unless ``binarize_epi=True``). NaN in the epigenome
+        (run ``mdata.update()``), missing modalities, layers or ``obs`` keys, batch keys
+        with gaps, and categorical batch keys with categories no cell has (each would be a
+        batch that never trains: run ``.cat.remove_unused_categories()``); and when the model
+        is built, for RNA that is not raw counts (negative or non-integer values, with the
+        NB/ZINB likelihood) and for an epigenome that is not 0/1 (with the Bernoulli
+        likelihood, unless ``binarize_epi=True``). NaN in the epigenome
         marks an entry that was not measured and is left out of the likelihood. Cells measured
         in one modality only, or listed in another order, are paired by name. Cells without
         counts and features that are zero everywhere give a warning saying how many
@@ -324,6 +326,12 @@ class DCCA(
             Passed to :func:`torch.save`.
         **anndata_write_kwargs
             Passed to :meth:`mudata.MuData.write`.
+
+        Raises
+        ------
+        OSError
+            When the disk fills up while writing (``errno.ENOSPC``); an earlier save in
+            ``dir_path`` is left as it was.
         """
         if rank_zero_only.rank != 0:  # distributed training: rank 0 writes
             return

@@ -98,11 +98,12 @@ class PredictionMixin(StreamMixin):
             RNA target only: total expression of each predicted cell (1.0: proportions).
         depth
             Binary (Bernoulli) epigenome target only: the expected number of open regions of
-            each generated cell. ``None`` (default): the depth that training cells with the
-            same RNA library size and RNA latent have (a linear fit of ``log1p`` depth on
-            ``log1p`` library size and the latent, made over the training cells at the end
-            of :meth:`train`). Each cell's probabilities get one logit offset so that they
-            sum to that depth, which keeps the cell's ranking of regions.
+            each generated cell, above 0 and below the number of regions. ``None``
+            (default): the depth that training cells with the same RNA library size and RNA
+            latent have (a linear fit of ``log1p`` depth on ``log1p`` library size and the
+            latent, made over the training cells at the end of :meth:`train`). Each cell's
+            probabilities get one logit offset so that they sum to that depth, which keeps
+            the cell's ranking of regions.
         batch_size
             Cells per minibatch.
         return_numpy
@@ -128,6 +129,14 @@ class PredictionMixin(StreamMixin):
                     "Bernoulli likelihood); use `library_size` for predicted RNA."
                 )
             depth = arguments.finite_number("depth", depth, 0.0, low_open=True)
+            n_regions = len(self.model_features("epi"))
+            if depth >= n_regions:
+                raise ValueError(
+                    f"depth={depth:g} is not below the model's {n_regions} regions: each "
+                    "region is open with probability at most 1, so a generated cell's "
+                    f"expected open regions stay below {n_regions}. Pass a smaller depth, or "
+                    "None for the depth fitted to each cell's RNA."
+                )
         blocks = self._predicted_batches(data, source, indices, batch_size, depth)
         if threshold is not None:
             return sparse_above(blocks, threshold)

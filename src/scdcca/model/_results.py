@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from lightning.pytorch.utilities import rank_zero_only
@@ -103,6 +105,12 @@ class ResultsMixin(GettersMixin):
         -------
         The same ``mdata``, for chaining. In distributed training only rank 0 writes; other
         ranks return ``mdata`` untouched.
+
+        Warns
+        -----
+        UserWarning
+            When ``mdata`` is backed by a file (``mudata.read_h5mu(path, backed=...)``): the
+            results are written in memory only; ``mdata.write()`` stores them in the file.
         """
         if mdata is None:
             mdata = self.adata if self._unpaired_source is None else self._unpaired_source
@@ -194,6 +202,14 @@ class ResultsMixin(GettersMixin):
             "schedule": [str(p["name"]) for p in self.schedule_],
         }
         writes.append((mdata.uns, UNS_KEY, settings))
+        if mdata.isbacked:
+            warnings.warn(
+                f"This MuData is backed by {mdata.filename}: the results are written into it "
+                "in memory only, and the file is not changed. Call `mdata.write()` to store "
+                "them in that file, or `mdata.write(path)` for a new one.",
+                UserWarning,
+                stacklevel=2,
+            )
         _write_all(mdata, modalities, writes)
         return mdata
 

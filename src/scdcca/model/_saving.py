@@ -9,6 +9,7 @@ so a model file is never paired with a data file written by another save.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -27,6 +28,15 @@ MODEL_FILE = "model.pt"
 DATA_FILE = "mdata.h5mu"
 #: Root attribute of a saved data file holding the token of its save.
 TOKEN_ATTRIBUTE = "scdcca_save_token"
+#: Error numbers of a full disk or quota (``EDQUOT`` is not defined everywhere).
+_FULL_DISK_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+#: Parts of the messages of writes that failed on a full disk.
+_FULL_DISK_SIGNS = (
+    "No space left on device",
+    "Disk quota exceeded",
+    "unexpected pos",
+    "file write failed",
+)
 
 
 def new_token() -> str:
@@ -68,11 +78,22 @@ def write_atomically(
     names = [f"{prefix or ''}{name}" for name in (MODEL_FILE, DATA_FILE)]
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
     try:
-        write(staging)
         data = staging / names[1]
-        if data.exists():
-            with h5py.File(data, "r+") as handle:
-                handle.attrs[TOKEN_ATTRIBUTE] = token
+        try:
+            write(staging)
+            if data.exists():
+                with h5py.File(data, "r+") as handle:
+                    handle.attrs[TOKEN_ATTRIBUTE] = token
+        except (OSError, RuntimeError) as error:
+            if not is_full_disk(error):
+                raise
+            free = shutil.disk_usage(staging).free
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left on the disk to save the model into {target} ({free / 1e6:.1f} "
+                f"MB free there; writing stopped with: {error}). Nothing in {target} was "
+                "changed. Free some space, or save into a directory on another disk.",
+            ) from error
         target.mkdir(exist_ok=True)
         # the old data file goes first: a model file is never left beside older data
         stale = target / names[1]
@@ -83,6 +104,18 @@ def write_atomically(
         os.replace(staging / names[0], target / names[0])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def is_full_disk(error: BaseException) -> bool:
+    """Whether ``error`` says a file could not be written because the disk is full.
+
+    Python and HDF5 report ``ENOSPC`` (or a full quota); torch's zip writer only says that
+    the file is shorter than written (``unexpected pos``) or that a write failed.
+    """
+    if isinstance(error, OSError) and error.errno in _FULL_DISK_ERRNOS:
+        return True
+    text = str(error)
+    return any(sign in text for sign in _FULL_DISK_SIGNS)
 
 
 def saved_attributes(dir_path: str | os.PathLike, prefix: str | None) -> dict:

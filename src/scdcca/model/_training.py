@@ -206,6 +206,7 @@ class TrainingMixin(StreamMixin):
         except BaseException as interruption:
             # the best weights are back (BestWeights.on_exception); Lightning turns a
             # KeyboardInterrupt into SystemExit(1) and ignores further Ctrl+C
+            self._keep_split(splitter)
             if not is_interruption(interruption):
                 if runner.epochs:  # diverged after learning: the best weights stay usable
                     self.module.eval()
@@ -222,7 +223,21 @@ class TrainingMixin(StreamMixin):
             self.is_trained_ = True
         finally:
             self._record_history(runner.epochs, runner.phases, schedule)
+        self._keep_split(splitter)
         self._fit_after_training()
+
+    def _keep_split(self, splitter) -> None:
+        """Take the cells of each split from ``splitter``, however its last fit ended.
+
+        scvi-tools' ``TrainRunner`` sets ``train_indices`` and ``validation_indices`` only
+        when a fit returns; after Ctrl+C or a divergence the fits after training still need
+        them. Nothing is changed before the splitter has made its split.
+        """
+        if getattr(splitter, "train_idx", None) is None:
+            return
+        self.train_indices = splitter.train_idx
+        self.validation_indices = getattr(splitter, "val_idx", None)
+        self.test_indices = getattr(splitter, "test_idx", None)
 
     def _fit_after_training(self) -> None:
         """Fit the joint latent's epigenome weight and what generating an epigenome needs.

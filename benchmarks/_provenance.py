@@ -1,0 +1,116 @@
+"""Provenance of each result row: the code version and what stopped the training.
+
+``version``: the scdcca package version, the short commit of the checkout that ran the
+benchmark and ``-dirty`` when ``src/`` or ``benchmarks/`` (its ``results/`` folder aside) has
+uncommitted changes, e.g. ``0.1.0+g2e3331e`` or ``0.1.0+g2e3331e-dirty``.
+
+``stopped_by``: why a fit ended.
+
+- ``early_stopping``: the model's own stopping rule (Lightning's ``EarlyStopping``; for DCCA
+  every phase ended on its plateau rule);
+- ``max_epochs``: the epoch limit was reached (the model's default or ``--max-epochs``);
+- ``max_time``: Lightning's ``max_time`` (``--max-time``) ended the fit;
+- ``diverged``: early stopping ended the fit on a non-finite loss;
+- ``converged``: MOFA+ met its ELBO convergence criterion before its iteration limit;
+- ``deterministic``: methods without training iterations (PCA, LSI, WNN, kNN, label means;
+  not ``n/a``, which pandas reads back as a missing value, like the empty ``stopped_by`` of
+  rows from before this column);
+- ``unknown``: a Lightning fit that ended for none of these reasons (e.g. interrupted).
+
+A method with several fits (scVI + PeakVI, DCCA's phases, cross-modal folds) reports the
+first of ``max_time``, ``max_epochs``, ``diverged``, ``unknown``, ``early_stopping`` that any
+of its fits reports, so a cap that was hit anywhere always shows.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# most telling first: a cap hit by any fit of a method names the method's row
+DETERMINISTIC = "deterministic"
+PRIORITY = (
+    "max_time",
+    "max_epochs",
+    "diverged",
+    "unknown",
+    "early_stopping",
+    "converged",
+    DETERMINISTIC,
+)
+
+
+def code_version(root: Path = ROOT) -> str:
+    """``<package version>+g<short commit>[-dirty]`` of the checkout at ``root``.
+
+    ``-dirty``: uncommitted (or untracked) files in ``src/`` or ``benchmarks/``, the results
+    folder ``benchmarks/results/`` excepted. Without git: ``<package version>+unknown``.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package = version("scdcca")
+    except PackageNotFoundError:
+        package = "0.0.0"
+
+    def git(*arguments: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(root), *arguments],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short=7", "HEAD")
+        changes = git(
+            "status", "--porcelain", "--", "src", "benchmarks", ":(exclude)benchmarks/results"
+        )
+    except (OSError, subprocess.SubprocessError):
+        return f"{package}+unknown"
+    return f"{package}+g{commit}" + ("-dirty" if changes else "")
+
+
+def stop_reason(trainer) -> str:
+    """Why the Lightning ``trainer``'s fit ended (called when its training has ended)."""
+    from lightning.pytorch.callbacks import EarlyStopping, Timer
+
+    for callback in trainer.callbacks:
+        if isinstance(callback, EarlyStopping):
+            reason = getattr(getattr(callback, "stopping_reason", None), "name", "")
+            if reason == "NON_FINITE_METRIC":
+                return "diverged"
+            if callback.stopped_epoch > 0 or reason not in ("", "NOT_STOPPED"):
+                return "early_stopping"
+    max_epochs = trainer.max_epochs
+    if max_epochs is not None and max_epochs >= 0 and trainer.current_epoch >= max_epochs:
+        return "max_epochs"
+    for callback in trainer.callbacks:
+        duration = getattr(callback, "_duration", None)
+        if isinstance(callback, Timer) and duration is not None:
+            if callback.time_elapsed() >= duration:
+                return "max_time"
+    return "unknown"
+
+
+def combined(reasons: list[str]) -> str:
+    """One ``stopped_by`` for several fits (see the module docstring); ``""`` for none."""
+    present = [r for r in reasons if r]
+    for reason in PRIORITY:
+        if reason in present:
+            return reason
+    return present[0] if present else ""
+
+
+def stop_recorder(reasons: list[str]):
+    """A Lightning callback that appends :func:`stop_reason` to ``reasons`` after each fit."""
+    from lightning.pytorch.callbacks import Callback
+
+    class StopRecorder(Callback):
+        def on_train_end(self, trainer, pl_module) -> None:
+            reasons.append(stop_reason(trainer))
+
+    return StopRecorder()

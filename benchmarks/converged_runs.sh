@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Joint-embedding runs of the deep peers trained until their own early stopping stops them
+# (no wall-clock cap: --max-time 0), seed 0, one thread, one process at a time, appended to
+# benchmarks/results/converged/<dataset>.csv (kept apart from the committed CSVs, whose peers
+# ran under a 5-minute cap, until the rows are merged). Smaller data sets first: MULTIVI, then
+# scVI + PeakVI, then the RNA-only references scVI and PCA.
+#
+# Started from the repository root as
+#   UNTIL="10:35 UTC" nohup bash benchmarks/converged_runs.sh > /tmp/converged_runs/chain.log 2>&1 &
+# With UNTIL set, a run starts only if its worst case (below) ends before that time, and its
+# worker is given --worker-timeout up to 4 minutes before it (a fit slower than the worst case,
+# e.g. on a busy machine, is then killed and recorded as a failed row, never as a result);
+# without UNTIL every run starts, with no time limit. Each run's log: $LOGS/<name>.log
+# (default /tmp/converged_runs).
+#
+# Worst cases (minutes): every model trains to its epoch limit (MULTIVI and PeakVI 500, scVI
+# 400 on these sizes) at the seconds per epoch that the committed 5-minute-cap rows reached
+# with one thread (MULTIVI: Paired-Tag 90, kidney 50, A549 36 epochs in 5 minutes; scVI +
+# PeakVI: Paired-Tag 110 + 199, kidney 47 + 111, A549 118 + 27 epochs, each model taken as
+# capped where it could have been), times 1.2, plus 4 minutes for loading, the worker
+# processes and scib-metrics.
+set -u
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+D=${DATA:-/work/shared/data}
+LOGS=${LOGS:-/tmp/converged_runs}
+mkdir -p "$LOGS"
+DEADLINE=""
+if [ -n "${UNTIL:-}" ]; then DEADLINE=$(date -u -d "$UNTIL" +%s); fi
+
+PTAG="--data $D/pairedtag_h3k4me3.h5mu --rna rna --epi histone --label cell_type"
+KIDNEY="--data $D/scicar_kidney.h5mu --rna rna --epi atac --label cell_type"
+A549="--data $D/scicar_a549.h5mu --rna rna --epi atac --label treatment_time"
+O="--tasks embedding --latents joint --seeds 0 --threads 1 --max-time 0 --out benchmarks/results/converged"
+
+run() {  # run <name> <worst-case minutes> <run.py arguments...>
+    local name=$1 minutes=$2
+    shift 2
+    local now
+    now=$(date -u +%s)
+    if [ -n "$DEADLINE" ] && [ $((now + 60 * minutes)) -gt "$DEADLINE" ]; then
+        echo "[$(date -u +%H:%M:%S)] skip $name: worst case $minutes min ends after $UNTIL"
+        return
+    fi
+    local limit=()
+    if [ -n "$DEADLINE" ]; then limit=(--worker-timeout $((DEADLINE - now - 240))); fi
+    echo "[$(date -u +%H:%M:%S)] start $name (worst case $minutes min):" \
+        "python benchmarks/run.py $* ${limit[*]}"
+    python benchmarks/run.py "$@" "${limit[@]}" > "$LOGS/$name.log" 2>&1
+    echo "[$(date -u +%H:%M:%S)] end $name: exit $?"
+}
+
+# shellcheck disable=SC2086  # the option strings are split on purpose
+{
+    run multivi_pairedtag 38 $PTAG --methods multivi $O
+    run multivi_kidney 64 $KIDNEY --methods multivi $O
+    run multivi_a549 88 $A549 --methods multivi $O
+    run scvi_peakvi_pairedtag 41 $PTAG --methods scvi_peakvi $O
+    run scvi_peakvi_kidney 82 $KIDNEY --methods scvi_peakvi $O
+    run scvi_peakvi_a549 119 $A549 --methods scvi_peakvi $O
+    run scvi_rna_pairedtag 26 $PTAG --methods scvi_rna $O
+    run scvi_rna_kidney 55 $KIDNEY --methods scvi_rna $O
+    run scvi_rna_a549 8 $A549 --methods scvi_rna $O
+    run pca_rna_pairedtag 4 $PTAG --methods pca_rna $O
+    run pca_rna_kidney 4 $KIDNEY --methods pca_rna $O
+    run pca_rna_a549 4 $A549 --methods pca_rna $O
+}
+echo "[$(date -u +%H:%M:%S)] chain done"
