@@ -21,7 +21,8 @@ import scvi
 import torch
 
 import scdcca
-from scdcca.model import _generation, _saving
+from scdcca.model import _saving
+from scdcca.train import _generation
 
 from .conftest import KIDNEY_MODALITIES, read
 from .test_guarantees import _At, _changed, _ctrl_c, fingerprint
