@@ -15,13 +15,13 @@ import logging
 from collections.abc import Iterable, Sequence
 from functools import partial
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from docrep import DocstringProcessor
 from mudata import MuData
-from scipy import sparse
 from scvi import REGISTRY_KEYS
 from scvi.utils import track
 
@@ -30,47 +30,52 @@ from scdcca._scvi import (
     batch_codes_from_categories,
     de_core,
     de_dsp,
-    scatac_raw_counts_properties,
-    scrna_raw_counts_properties,
 )
 
 from . import _arguments as arguments
 from ._access import StreamMixin
+from ._de_statistics import (
+    RegistryView,
+    accessibility_columns,
+    accessibility_properties,
+    expression_properties,
+)
+from ._populations import WHAT, population_pairs
 
 logger = logging.getLogger(__name__)
 
-_WHAT = MappingProxyType({"rna": "RNA", "epi": "epigenome"})
+#: scvi-tools' differential-test parameters, plus the populations both DCCA tests share.
+_docs = DocstringProcessor(
+    **de_dsp.params,
+    dcca_populations="""mdata
+    ``None`` or the MuData the model was set up with (the only cells compared).
+groupby
+    Column of ``mdata.obs`` with each cell's group (a modality's column is there as
+    ``"<modality>:<column>"`` after ``mdata.pull_obs()``).
+group1
+    Group or groups of ``groupby`` to test, each against ``group2``; ``None``: every
+    group.
+group2
+    Group to compare with; ``None``: each group of ``group1`` against all other
+    cells ("Rest"). Needs ``group1``.
+idx1
+    Instead of ``groupby``: the cells of the first population, as a boolean mask,
+    positions, or a :meth:`pandas.DataFrame.query` string on ``mdata.obs``. A
+    boolean :class:`pandas.Series` is matched by cell name (its index must be
+    ``mdata.obs_names``, in any order); arrays and lists are read in cell order.
+idx2
+    The second population, in the same forms, without cells of ``idx1``; ``None``:
+    all cells not in ``idx1``.""",
+)
 _LIKELIHOODS = MappingProxyType({"rna": ("nb", "zinb"), "epi": ("bernoulli",)})
 #: Column ``_de_core`` writes into ``adata.obs`` while it runs and removes afterwards.
 _DE_CORE_TEMP_KEY = "_scvi_temp_de"
 
 
-class _RegistryView:
-    """The pieces of an :class:`~scvi.data.AnnDataManager` scvi's count statistics read.
-
-    ``scrna_raw_counts_properties`` reads ``REGISTRY_KEYS.X_KEY``, which DCCA registers as
-    :data:`~scdcca._constants.RNA_KEY`, and caches per-cell scaling factors in
-    ``adata.obs``; this view serves the RNA counts under scvi's key and a throwaway
-    ``.obs``, so the user's MuData is not changed.
-    """
-
-    def __init__(self, manager: Any, keys: dict[str, str], obs_names: pd.Index):
-        self._manager, self._keys = manager, keys
-        self.adata = _ObsOnly(pd.DataFrame(index=obs_names))
-
-    def get_from_registry(self, registry_key: str):
-        return self._manager.get_from_registry(self._keys.get(registry_key, registry_key))
-
-
-class _ObsOnly:
-    def __init__(self, obs: pd.DataFrame):
-        self.obs = obs
-
-
 class DifferentialMixin(StreamMixin):
     """Differential expression and accessibility for :class:`~scdcca.DCCA`."""
 
-    @de_dsp.dedent
+    @_docs.dedent
     def differential_expression(
         self,
         mdata: MuData | None = None,
@@ -99,25 +104,7 @@ class DifferentialMixin(StreamMixin):
 
         Parameters
         ----------
-        mdata
-            ``None`` or the MuData the model was set up with (the only cells compared).
-        groupby
-            Column of ``mdata.obs`` with each cell's group (a modality's column is there as
-            ``"<modality>:<column>"`` after ``mdata.pull_obs()``).
-        group1
-            Group or groups of ``groupby`` to test, each against ``group2``; ``None``: every
-            group.
-        group2
-            Group to compare with; ``None``: each group of ``group1`` against all other
-            cells ("Rest"). Needs ``group1``.
-        idx1
-            Instead of ``groupby``: the cells of the first population, as a boolean mask,
-            positions, or a :meth:`pandas.DataFrame.query` string on ``mdata.obs``. A
-            boolean :class:`pandas.Series` is matched by cell name (its index must be
-            ``mdata.obs_names``, in any order); arrays and lists are read in cell order.
-        idx2
-            The second population, in the same forms, without cells of ``idx1``; ``None``:
-            all cells not in ``idx1``.
+        %(dcca_populations)s
         %(de_mode)s
         %(de_delta)s
         %(de_batch_size)s
@@ -192,7 +179,7 @@ class DifferentialMixin(StreamMixin):
             **kwargs,
         )
 
-    @de_dsp.dedent
+    @_docs.dedent
     def differential_accessibility(
         self,
         mdata: MuData | None = None,
@@ -221,24 +208,7 @@ class DifferentialMixin(StreamMixin):
 
         Parameters
         ----------
-        mdata
-            ``None`` or the MuData the model was set up with (the only cells compared).
-        groupby
-            Column of ``mdata.obs`` with each cell's group.
-        group1
-            Group or groups of ``groupby`` to test, each against ``group2``; ``None``: every
-            group.
-        group2
-            Group to compare with; ``None``: each group of ``group1`` against all other
-            cells ("Rest"). Needs ``group1``.
-        idx1
-            Instead of ``groupby``: the cells of the first population, as a boolean mask,
-            positions, or a :meth:`pandas.DataFrame.query` string on ``mdata.obs``. A
-            boolean :class:`pandas.Series` is matched by cell name (its index must be
-            ``mdata.obs_names``, in any order); arrays and lists are read in cell order.
-        idx2
-            The second population, in the same forms, without cells of ``idx1``; ``None``:
-            all cells not in ``idx1``.
+        %(dcca_populations)s
         %(de_mode)s
         %(de_delta)s
         %(de_batch_size)s
@@ -316,29 +286,8 @@ class DifferentialMixin(StreamMixin):
             pseudocounts=pseudocounts,
             **kwargs,
         )
-        change = mode == "change"
-        columns = {
-            "prob_da": result["proba_de" if change else "proba_m1"],
-            "is_da_fdr": result[f"is_de_fdr_{fdr_target}"] if change else None,
-            "bayes_factor": result["bayes_factor"],
-            "effect_size": result["scale2"] - result["scale1"],
-        }
-        if all_stats:
-            columns["emp_effect"] = result["emp_mean2"] - result["emp_mean1"]
-        columns["est_prob1"] = result["scale1"]
-        columns["est_prob2"] = result["scale2"]
-        if all_stats:
-            columns["emp_prob1"] = result["emp_mean1"]
-            columns["emp_prob2"] = result["emp_mean2"]
-        for label in ("comparison", "group1", "group2"):
-            if label in result:
-                columns[label] = result[label]
-        return pd.DataFrame(
-            {k: v.to_numpy() if isinstance(v, pd.Series) else v for k, v in columns.items()},
-            index=result.index,
-        )
+        return accessibility_columns(result, mode, fdr_target, all_stats)
 
-    # ------------------------------------------------------------------ shared machinery
     def _differential(
         self,
         modality: Modality,
@@ -362,10 +311,10 @@ class DifferentialMixin(StreamMixin):
         comparisons = self._comparisons(modality, groupby, group1, group2, idx1, idx2)
         manager = self.adata_manager
         if modality == "rna":
-            view = _RegistryView(manager, {REGISTRY_KEYS.X_KEY: RNA_KEY}, self.adata.obs_names)
-            stats_fn = partial(_expression_properties, view)
+            view = RegistryView(manager, {REGISTRY_KEYS.X_KEY: RNA_KEY}, self.adata.obs_names)
+            stats_fn = partial(expression_properties, view)
         else:
-            stats_fn = partial(_accessibility_properties, manager)
+            stats_fn = partial(accessibility_properties, manager)
         model_fn = partial(self._posterior_values, modality=modality, batch_size=batch_size)
         results = []
         try:
@@ -419,7 +368,7 @@ class DifferentialMixin(StreamMixin):
         if likelihood not in _LIKELIHOODS[modality]:
             method = "expression" if modality == "rna" else "accessibility"
             raise ValueError(
-                f"differential_{method} compares decoded {_WHAT[modality]} proportions or "
+                f"differential_{method} compares decoded {WHAT[modality]} proportions or "
                 f"probabilities, which a {likelihood!r} likelihood does not give; it needs "
                 f"{modality}_likelihood in {_LIKELIHOODS[modality]}."
             )
@@ -434,6 +383,12 @@ class DifferentialMixin(StreamMixin):
         if batch_size is not None:
             arguments.positive_int("batch_size", batch_size)
 
+    def _comparisons(self, modality: Modality, *selection) -> list:
+        """The tests to run (see :func:`~scdcca.model._populations.population_pairs`)."""
+        source = getattr(self, "_unpaired_source", None)
+        obs = (self.adata if source is None else source).obs
+        return population_pairs(obs, self._measured(modality), modality, *selection)
+
     def _measured(self, modality: Modality) -> np.ndarray:
         """Whether each registered cell has ``modality`` (all True for paired data)."""
         measured = np.ones(self.adata.n_obs, dtype=bool)
@@ -442,117 +397,6 @@ class DifferentialMixin(StreamMixin):
             measured[:] = False
             measured[cells] = True
         return measured
-
-    def _comparisons(
-        self,
-        modality: Modality,
-        groupby: str | None,
-        group1: str | Iterable[str] | None,
-        group2: str | None,
-        idx1,
-        idx2,
-    ) -> list[tuple[Any, Any, np.ndarray, np.ndarray]]:
-        """``(label1, label2, cells1, cells2)`` for each test, as masks of registered cells.
-
-        Cells come in the registered order, which is the user's (the padded twin of unpaired
-        data keeps the MuData's cells in its order); labels are ``None`` for ``idx1``.
-        """
-        source = getattr(self, "_unpaired_source", None)
-        obs = (self.adata if source is None else source).obs
-        measured = self._measured(modality)
-        if idx1 is None and idx2 is not None:
-            raise ValueError(
-                "idx2 is given without idx1: pass idx1 (the first population) too, or use "
-                "groupby with group1/group2."
-            )
-        if idx1 is not None:
-            if groupby is not None or group1 is not None or group2 is not None:
-                raise ValueError(
-                    "Pass either groupby (with group1/group2) or idx1/idx2, not both: idx1 "
-                    "would silently override the groups."
-                )
-            cells1 = _cell_mask("idx1", idx1, obs)
-            cells2 = ~cells1 if idx2 is None else _cell_mask("idx2", idx2, obs)
-            _check_disjoint(cells1, cells2)
-            return [(None, None, *self._measured_only(modality, measured, cells1, cells2, None))]
-        if groupby is None:
-            raise ValueError(
-                "Say which cells to compare: groupby=<column of mdata.obs> (with group1 and "
-                "optionally group2), or idx1 (and optionally idx2)."
-            )
-        if groupby not in obs.columns:
-            raise KeyError(
-                f"groupby={groupby!r} is not a column of mdata.obs (columns: "
-                f"{_preview(obs.columns)}). Add it there, or for a modality's column run "
-                f"`mdata.pull_obs()` and pass '<modality>:{groupby}'."
-            )
-        labels = obs[groupby]
-        groups = [g for g in labels.astype("category").cat.categories if (labels == g).any()]
-        if group2 is not None and group1 is None:
-            raise ValueError(
-                f"group2={group2!r} is given without group1: pass group1 (the groups to compare "
-                "with group2), or drop group2 to compare each group with the rest of the cells."
-            )
-        if group1 is None:
-            if len(groups) < 2:
-                raise ValueError(
-                    f"Column {groupby!r} holds a single group ({_preview(groups)}): "
-                    "differential tests need two; pass idx1/idx2 to choose cells directly."
-                )
-            group1 = groups
-        elif isinstance(group1, str) or not isinstance(group1, Iterable):
-            group1 = [group1]
-        group1 = list(group1)
-        unknown = [g for g in [*group1, *([] if group2 is None else [group2])] if g not in groups]
-        if unknown:
-            raise ValueError(
-                f"No cells of group {_preview(unknown)} in mdata.obs[{groupby!r}]; its groups "
-                f"are {_preview(groups)}. Pass group names as they appear there."
-            )
-        if group2 is not None and group2 in group1:
-            raise ValueError(
-                f"group2={group2!r} is also in group1: a group cannot be compared with itself; "
-                "drop it from group1."
-            )
-        comparisons = []
-        for g1 in group1:
-            cells1 = (labels == g1).to_numpy()
-            cells2 = ~cells1 if group2 is None else (labels == group2).to_numpy()
-            label2 = "Rest" if group2 is None else group2
-            masks = self._measured_only(modality, measured, cells1, cells2, (g1, label2))
-            comparisons.append((g1, label2, *masks))
-        return comparisons
-
-    @staticmethod
-    def _measured_only(
-        modality: Modality,
-        measured: np.ndarray,
-        cells1: np.ndarray,
-        cells2: np.ndarray,
-        labels: tuple | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Both populations without cells lacking ``modality``; an error if one is empty."""
-        if labels is None:
-            names = ("idx1", "idx2")
-        else:
-            names = (f"Group {labels[0]!r}", f"Group {labels[1]!r}")
-            if labels[1] == "Rest":
-                names = (names[0], f"The rest of the cells (besides group {labels[0]!r})")
-        what = _WHAT[modality]
-        kept = []
-        for name, cells in zip(names, (cells1, cells2), strict=True):
-            inside = cells & measured
-            if not inside.any():
-                reason = f" with the {what} measured" if cells.any() else ""
-                raise ValueError(
-                    f"{name} has no cells{reason}: both populations need cells measured by "
-                    f"the {what}; choose other cells."
-                )
-            left_out = int(cells.sum() - inside.sum())
-            if left_out:
-                logger.info("%s: %d cells without the %s left out.", name, left_out, what)
-            kept.append(inside)
-        return kept[0], kept[1]
 
     @torch.inference_mode()
     def _posterior_values(
@@ -604,107 +448,3 @@ class DifferentialMixin(StreamMixin):
                 decoded.append(vae.normalized(vae.decode(z, library, batch)))
             blocks.append(torch.stack(decoded).mean(0).cpu().numpy())
         return np.concatenate(blocks)
-
-
-def _cell_mask(name: str, selection, obs: pd.DataFrame) -> np.ndarray:
-    """Boolean mask of ``idx1``/``idx2``: a mask, positions, or a query on ``obs``.
-
-    A boolean :class:`pandas.Series` is aligned by cell name; its index must hold exactly
-    the cells of ``obs``.
-    """
-    if isinstance(selection, str):
-        return obs.index.isin(obs.query(selection).index)
-    if isinstance(selection, pd.Series) and pd.api.types.is_bool_dtype(selection.dtype):
-        return _aligned_mask(name, selection, obs.index)
-    try:
-        positions = arguments.cell_indices(selection, len(obs))
-    except (TypeError, ValueError) as error:
-        raise type(error)(f"{name}: {error}") from error
-    mask = np.zeros(len(obs), dtype=bool)
-    mask[positions] = True
-    return mask
-
-
-def _aligned_mask(name: str, selection: pd.Series, cells: pd.Index) -> np.ndarray:
-    """A boolean Series as a mask in the order of ``cells``, matched by cell name."""
-    index = selection.index
-    if not index.is_unique or len(index) != len(cells) or not index.isin(cells).all():
-        problems = []
-        missing, other = cells.difference(index), index.difference(cells)
-        if len(missing):
-            problems.append(f"{len(missing)} of the MuData's cells missing")
-        if len(other):
-            problems.append(f"{len(other)} labels that are no cell, e.g. {_preview(other, 3)}")
-        if not index.is_unique:
-            problems.append(f"{int(index.duplicated().sum())} repeated labels")
-        raise ValueError(
-            f"{name} is a boolean Series, which is matched by cell name, but its index is not "
-            f"the MuData's cell names ({'; '.join(problems)}). Pass a Series indexed by "
-            f"mdata.obs_names (e.g. built from mdata.obs), or `{name}.to_numpy()` for a mask "
-            "in the MuData's cell order."
-        )
-    if selection.isna().any():
-        raise ValueError(
-            f"{name} is a boolean Series with {int(selection.isna().sum())} missing values: "
-            "say True or False for every cell."
-        )
-    return selection.reindex(cells).to_numpy(dtype=bool)
-
-
-def _check_disjoint(cells1: np.ndarray, cells2: np.ndarray) -> None:
-    """Refuse populations that share cells (scvi-tools would put those in ``idx2`` only)."""
-    shared = int(np.count_nonzero(cells1 & cells2))
-    if not shared:
-        return
-    if np.array_equal(cells1, cells2):
-        raise ValueError(
-            "idx1 and idx2 select the same cells: a population cannot be compared with "
-            "itself. Pass two populations without common cells, or leave idx2=None to "
-            "compare idx1 with all other cells."
-        )
-    raise ValueError(
-        f"idx1 and idx2 share {shared} cells (of {int(cells1.sum())} and {int(cells2.sum())}); "
-        "each cell can belong to one population only. Remove the shared cells from one of "
-        "them, e.g. `idx2 = idx2 & ~idx1` for boolean masks."
-    )
-
-
-def _expression_properties(view: _RegistryView, idx1: np.ndarray, idx2: np.ndarray) -> dict:
-    """scvi-tools' count statistics of each gene (cells without RNA have empty rows)."""
-    with np.errstate(divide="ignore"):  # empty rows of cells left out of both populations
-        return scrna_raw_counts_properties(view, idx1, idx2)
-
-
-def _accessibility_properties(manager, idx1: np.ndarray, idx2: np.ndarray) -> dict:
-    """scvi-tools' detection rates of each region, over measured (non-NaN) entries only."""
-    properties = scatac_raw_counts_properties(manager, idx1, idx2, registry_key=EPI_KEY)
-    data = manager.get_from_registry(EPI_KEY)
-    for key, cells in (("emp_mean1", idx1), ("emp_mean2", idx2)):
-        measured = _measured_fraction(data[cells])
-        if measured is not None:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                properties[key] = np.where(measured > 0, properties[key] / measured, np.nan)
-    properties["emp_effect"] = properties["emp_mean1"] - properties["emp_mean2"]
-    return properties
-
-
-def _measured_fraction(block) -> np.ndarray | None:
-    """Fraction of non-NaN entries of each column, or ``None`` when nothing is NaN."""
-    if sparse.issparse(block):
-        block = sparse.csr_matrix(block)
-        nan = np.isnan(block.data)
-        if not nan.any():
-            return None
-        missing = np.bincount(block.indices[nan], minlength=block.shape[1])
-    else:
-        nan = np.isnan(np.asarray(block, dtype=float))
-        if not nan.any():
-            return None
-        missing = nan.sum(0)
-    return 1.0 - missing / block.shape[0]
-
-
-def _preview(values, n: int = 10) -> str:
-    values = [str(v) for v in values]
-    shown = ", ".join(repr(v) for v in values[:n])
-    return shown + (f", ... ({len(values)} in all)" if len(values) > n else "")
