@@ -81,7 +81,7 @@ def trained(name: str, cache: Path | None, seed: int) -> tuple[mudata.MuData, fl
     start = time.perf_counter()
     model.train(enable_progress_bar=False)
     elapsed = time.perf_counter() - start
-    model.write_results(mdata)
+    model.write_results(mdata, denoised=True)
     batch_key = setup.get("batch_key")
     if batch_key is not None:
         libraries = list(mdata.obs[batch_key].astype("category").cat.categories)

@@ -236,7 +236,7 @@ def unpaired_kidney():
 def test_unpaired_cells_train_and_get_every_latent(unpaired_kidney):
     model, mdata, rna_only, epi_only = unpaired_kidney
     shapes = {name: mdata[name].shape for name in mdata.mod}
-    model.write_results(mdata)
+    model.write_results(mdata, denoised=True)
     assert {name: mdata[name].shape for name in mdata.mod} == shapes  # modalities untouched
     joint = mdata.obsm["X_dcca"]
     k = model.module.n_latent

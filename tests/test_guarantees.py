@@ -142,16 +142,16 @@ def test_user_mudata_is_never_modified(tmp_path, rna_layer):
         assert _changed(before, after) == [], f"{step} changed the user's MuData"
 
     # write_results writes its documented keys and nothing else
-    model.write_results(mdata)
+    model.write_results(mdata, denoised=True)
     changed = _changed(before, fingerprint(mdata))
     assert changed
     assert all(any(key in c for key in RESULT_KEYS) for c in changed), changed
     # ... and refuses to overwrite them, leaving everything as it was
     written = fingerprint(mdata)
     with pytest.raises(KeyError, match=r"already exist.*overwrite=True"):
-        model.write_results(mdata)
+        model.write_results(mdata, denoised=True)
     assert _changed(written, fingerprint(mdata)) == []
-    model.write_results(mdata, overwrite=True)
+    model.write_results(mdata, overwrite=True, denoised=True)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

@@ -152,7 +152,7 @@ def test_joint_weight_is_the_clipped_r2_of_the_rna_latent_from_the_epigenome_lat
 def test_write_results_round_trip_and_scanpy(trained_kidney, tmp_path):
     model, _ = trained_kidney
     mdata = read("scicar_kidney")
-    model.write_results(mdata)
+    model.write_results(mdata, denoised=True)
     k = model.module.n_latent
     assert mdata.obsm["X_dcca"].shape == (mdata.n_obs, 2 * k)
     for name in ("rna", "atac"):
@@ -184,13 +184,13 @@ def test_write_results_round_trip_and_scanpy(trained_kidney, tmp_path):
 def test_write_results_refuses_to_overwrite(trained_kidney):
     model, _ = trained_kidney
     mdata = read("scicar_kidney")
-    model.write_results(mdata)
+    model.write_results(mdata, denoised=True)
     before = mdata.obsm["X_dcca"].copy()
     mdata["rna"].layers["dcca_denoised"][:] = -1
     with pytest.raises(KeyError, match="overwrite=True"):
-        model.write_results(mdata)
+        model.write_results(mdata, denoised=True)
     assert (mdata["rna"].layers["dcca_denoised"] == -1).all()
-    model.write_results(mdata, overwrite=True)
+    model.write_results(mdata, overwrite=True, denoised=True)
     assert (mdata["rna"].layers["dcca_denoised"] >= 0).all()
     np.testing.assert_allclose(mdata.obsm["X_dcca"], before, rtol=1e-5)
 
@@ -198,7 +198,7 @@ def test_write_results_refuses_to_overwrite(trained_kidney):
 def test_sparse_threshold_layer(trained_kidney):
     model, _ = trained_kidney
     mdata = read("scicar_kidney")
-    model.write_results(mdata, epi_threshold=0.1)
+    model.write_results(mdata, epi_threshold=0.1, denoised=True)
     assert sparse.issparse(mdata["atac"].layers["dcca_denoised"])
 
 

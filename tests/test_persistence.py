@@ -186,7 +186,7 @@ def test_write_results_labels_reordered_features_correctly(paired_model):
     model, mdata = paired_model
     new = mudata.MuData({"rna": mdata["rna"][:, ::-1].copy(), "atac": mdata["atac"].copy()})
     expected = model.get_normalized_expression(new, library_size=1e4)
-    model.write_results(new)
+    model.write_results(new, denoised=True)
     written = pd.DataFrame(
         new["rna"].layers["dcca_denoised"], index=new.obs_names, columns=new["rna"].var_names
     )
@@ -206,10 +206,10 @@ def test_write_results_with_extra_features_writes_nothing(paired_model):
     assert model.get_normalized_expression(new).shape[1] == rna.n_vars  # the getters accept it
     before = fingerprint(new)
     with pytest.raises(ValueError, match=r"'rna'.*extra0.*model_features"):
-        model.write_results(new)
+        model.write_results(new, denoised=True)
     assert _changed(before, fingerprint(new)) == []
     with pytest.raises(ValueError, match="exactly the model's"):
-        model.write_results(new, overwrite=True)
+        model.write_results(new, overwrite=True, denoised=True)
     assert _changed(before, fingerprint(new)) == []
 
 
@@ -217,10 +217,10 @@ def test_overwrite_replaces_every_key_of_another_model(paired_model):
     model, _mdata = paired_model
     other = _trained(_kidney(), max_epochs=1)
     target = _kidney()
-    other.write_results(target)
+    other.write_results(target, denoised=True)
     # a MuData with unpaired results keys of the other model's making
     target.obsm["dcca_observed"] = pd.DataFrame({"rna": True, "epi": True}, index=target.obs_names)
-    model.write_results(target, overwrite=True)
+    model.write_results(target, overwrite=True, denoised=True)
     np.testing.assert_allclose(target.obsm["X_dcca"], model.get_latent_representation(target))
     for name, modality in (("rna", "rna"), ("atac", "epi")):
         np.testing.assert_allclose(
@@ -249,7 +249,7 @@ def test_write_results_refuses_an_untrained_model():
     model = scdcca.DCCA(mdata, n_hidden=32)
     before = fingerprint(mdata)
     with pytest.raises(RuntimeError, match=r"not trained.*train\(\)"):
-        model.write_results(mdata)
+        model.write_results(mdata, denoised=True)
     assert _changed(before, fingerprint(mdata)) == []
 
 
@@ -369,7 +369,7 @@ def test_interrupted_cycle_records_only_the_phases_that_ran():
     assert list(phases["name"]) == ["rna", "epi"]
     assert list(phases["completed"]) == [True, False]
     assert [p["name"] for p in model.schedule_] == ["rna", "epi"]
-    model.write_results(mdata)
+    model.write_results(mdata, denoised=True)
     assert mdata.uns["dcca"]["schedule"] == ["rna", "epi"]
 
 

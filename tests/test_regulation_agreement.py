@@ -55,7 +55,7 @@ def test_agreement_on_kidney_with_known_answers(kidney):
 def test_agreement_after_training(trained_kidney):
     model, mdata = trained_kidney
     mdata = mdata.copy()
-    model.write_results(mdata, overwrite=True)
+    model.write_results(mdata, overwrite=True, denoised=True)
     links = scdcca.tl.peak_gene_links(mdata, DATA / "genes_mm10.tsv.gz", fdr=None)
     table = scdcca.tl.crossomics_agreement(mdata, links, labels="cell_type", seeds=(0,))
     print("\n" + table.round(3).to_string())

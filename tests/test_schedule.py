@@ -1,3 +1,5 @@
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -7,9 +9,19 @@ from scdcca.model import Phase, build_schedule
 
 from .conftest import KIDNEY_MODALITIES, read
 
+#: The schedule arguments of ``DCCA.train``, whose defaults ``build_schedule`` is called with.
+TRAIN_DEFAULTS = {
+    name: inspect.signature(scdcca.DCCA.train).parameters[name].default
+    for name in ("schedule", "n_cycles", "first_teacher", "beta1", "beta2")
+}
+
+
+def _schedule(**kwargs) -> list[Phase]:
+    return build_schedule(**{**TRAIN_DEFAULTS, **kwargs})
+
 
 def test_cycle_schedule_follows_the_paper():
-    phases = build_schedule("cycle", n_cycles=2)
+    phases = _schedule(schedule="cycle", n_cycles=2)
     assert [p.name for p in phases] == [
         "rna",
         "epi",
@@ -24,14 +36,14 @@ def test_cycle_schedule_follows_the_paper():
 
 
 def test_first_teacher_and_weights_are_arguments():
-    phases = build_schedule("cycle", n_cycles=1, first_teacher="epi", beta1=2.0, beta2=3.0)
+    phases = _schedule(schedule="cycle", n_cycles=1, first_teacher="epi", beta1=2.0, beta2=3.0)
     assert [p.name for p in phases] == ["epi", "rna", "rna<-epi", "epi<-rna"]
     assert phases[2].attention_weights == {"rna": 3.0}
     assert phases[3].attention_weights == {"epi": 2.0}
 
 
 def test_alternating_is_one_phase_with_both_students():
-    (phase,) = build_schedule("alternating", beta1=5.0, beta2=1.0)
+    (phase,) = _schedule(schedule="alternating", beta1=5.0, beta2=1.0)
     assert phase.students == ("rna", "epi")
     assert phase.teacher is None
     assert phase.attention_weights == {"rna": 1.0, "epi": 5.0}
@@ -48,7 +60,7 @@ def test_alternating_is_one_phase_with_both_students():
 )
 def test_bad_schedule_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        build_schedule(**kwargs)
+        _schedule(**kwargs)
 
 
 def test_decoder_phase_updates_only_the_students_decoders():

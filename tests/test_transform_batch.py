@@ -50,11 +50,11 @@ def test_several_batches_average_the_decoded_values(batched):
 
 def test_write_results_decodes_the_layers_in_the_batches_asked(batched):
     model, mdata = batched
-    out = model.write_results(mdata.copy(), transform_batch=LIBRARIES)
+    out = model.write_results(mdata.copy(), transform_batch=LIBRARIES, denoised=True)
     expected = model.get_normalized_accessibility(transform_batch=LIBRARIES, return_numpy=True)
     np.testing.assert_allclose(out["atac"].layers["dcca_denoised"], expected, rtol=1e-6)
     assert list(out.uns["dcca"]["denoised_batches"]) == LIBRARIES
-    plain = model.write_results(mdata.copy())
+    plain = model.write_results(mdata.copy(), denoised=True)
     assert plain.uns["dcca"]["denoised_batches"] == "each cell's own"
 
 

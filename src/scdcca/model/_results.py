@@ -51,7 +51,7 @@ class ResultsMixin(GettersMixin):
         epi_threshold: float | None = None,
         rna_library_size: float = 1e4,
         batch_size: int | None = None,
-        denoised: bool = True,
+        denoised: bool = False,
         transform_batch: BatchChoice = None,
     ) -> MuData:
         """Write latents, denoised layers and settings of the model into ``mdata``.
@@ -61,9 +61,9 @@ class ResultsMixin(GettersMixin):
         - ``mdata.obsm["X_dcca"]``: joint latent, ``[z_rna, joint_epi_weight * z_epi]`` side
           by side (:attr:`joint_epi_weight`).
         - ``mdata[rna].obsm["X_dcca"]`` and ``mdata[epi].obsm["X_dcca"]``: each modality's latent.
-        - ``mdata[rna].layers["dcca_denoised"]``: denoised expression, each cell scaled to
-          ``rna_library_size`` counts (ready for ``sc.pp.log1p``).
-        - ``mdata[epi].layers["dcca_denoised"]``: open probabilities at mean depth (sparse CSR
+        - with ``denoised=True``, ``mdata[rna].layers["dcca_denoised"]``: denoised expression,
+          each cell scaled to ``rna_library_size`` counts (ready for ``sc.pp.log1p``), and
+          ``mdata[epi].layers["dcca_denoised"]``: open probabilities at mean depth (sparse CSR
           keeping values ``>= epi_threshold`` if that is given).
         - ``mdata.uns["dcca"]``: the model settings and the schedule that produced them.
 
@@ -89,11 +89,12 @@ class ResultsMixin(GettersMixin):
         batch_size
             Minibatch size for the getters.
         denoised
-            Write the two denoised layers. They are dense cells x features float32 matrices
-            (4 bytes per cell and feature, unless ``epi_threshold`` keeps the epigenome sparse);
-            with ``False`` only the latents and
-            settings are written, and the getters (:meth:`get_normalized_expression`,
-            :meth:`get_normalized_accessibility`) give the denoised values when needed.
+            Also write the two denoised layers: dense cells x features float32 matrices (4
+            bytes per cell and feature, many times the size of sparse input, unless
+            ``epi_threshold`` keeps the epigenome sparse). Without them (default) the
+            latents and settings are written, and the getters
+            (:meth:`get_normalized_expression`, :meth:`get_normalized_accessibility`) give
+            the denoised values at full precision when needed.
         transform_batch
             Batches the denoised layers are decoded in (see
             :meth:`get_normalized_accessibility`); ``None`` keeps each cell's own batch. With

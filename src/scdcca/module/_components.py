@@ -60,8 +60,8 @@ class MLP(nn.Module):
         n_input: int,
         n_hidden: int,
         n_layers: int,
-        n_batch: int = 0,
-        dropout_rate: float = 0.1,
+        n_batch: int,
+        dropout_rate: float,
     ):
         super().__init__()
         self.first = SparseInputLinear(n_input, n_hidden)
@@ -129,9 +129,9 @@ class RNAVAE(nn.Module):
         n_layers: int,
         n_batch: int,
         dropout_rate: float,
-        likelihood: RNALikelihood = "zinb",
-        input_dropout: float = 0.0,
-        head_precision: str = "float32",
+        likelihood: RNALikelihood,
+        input_dropout: float,
+        head_precision: str,
     ):
         super().__init__()
         if likelihood not in ("nb", "zinb", "gaussian"):
@@ -310,9 +310,9 @@ class EpigenomeVAE(nn.Module):
         n_layers: int,
         n_batch: int,
         dropout_rate: float,
-        likelihood: EpiLikelihood = "bernoulli",
-        log_mean_depth: float = 0.0,
-        head_precision: str = "float32",
+        likelihood: EpiLikelihood,
+        log_mean_depth: float,
+        head_precision: str,
     ):
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):

@@ -25,6 +25,7 @@ from ._components import (
     kl_standard_normal,
     logits_at_depth,
 )
+from ._precision import HeadPrecision
 
 
 def other_modality(modality: str) -> str:
@@ -70,7 +71,7 @@ class DCCAModule(BaseModuleClass):
         rna_likelihood: RNALikelihood,
         epi_likelihood: EpiLikelihood,
         rna_input_dropout: float,
-        head_precision: str = "float32",
+        head_precision: HeadPrecision,
         log_mean_epi_depth: float = 0.0,
     ):
         super().__init__()

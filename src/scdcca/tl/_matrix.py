@@ -22,7 +22,7 @@ def get_matrix(adata: AnnData, layer: str | None, name: str = "adata"):
         return adata.X
     if layer not in adata.layers:
         hint = (
-            " Run `model.write_results(mdata)` first to write 'dcca_denoised'."
+            " Run `model.write_results(mdata, denoised=True)` first to write 'dcca_denoised'."
             if layer == "dcca_denoised"
             else ""
         )

@@ -69,13 +69,16 @@ class Phase:
 
 
 def build_schedule(
-    schedule: ScheduleName | list[Phase] = "cycle",
-    n_cycles: int = 1,
-    first_teacher: str = "rna",
-    beta1: float = 5.0,
-    beta2: float | None = None,
+    schedule: ScheduleName | list[Phase],
+    n_cycles: int,
+    first_teacher: str,
+    beta1: float,
+    beta2: float | None,
 ) -> list[Phase]:
     """List the phases of a DCCA schedule.
+
+    :meth:`scdcca.DCCA.train` calls it with its own arguments, whose defaults are the
+    package's.
 
     Parameters
     ----------
@@ -103,6 +106,8 @@ def build_schedule(
         raise ValueError(
             f"Attention weights must be finite and >= 0, got beta1={beta1}, beta2={beta2}."
         )
+    if n_cycles < 0:
+        raise ValueError(f"n_cycles must be >= 0, got {n_cycles}.")
     weight = {"epi": float(beta1), "rna": float(beta2)}
     if isinstance(schedule, list | tuple):
         if not all(isinstance(p, Phase) for p in schedule):
@@ -112,8 +117,6 @@ def build_schedule(
         return [Phase(students=MODALITIES, weights=tuple(weight.items()))]
     if schedule != "cycle":
         raise ValueError(f"schedule must be 'cycle' or 'alternating', got {schedule!r}.")
-    if n_cycles < 0:
-        raise ValueError(f"n_cycles must be >= 0, got {n_cycles}.")
     teacher, student = first_teacher, other_modality(first_teacher)
     phases = [Phase(students=(teacher,)), Phase(students=(student,))]
     for _ in range(n_cycles):
