@@ -27,6 +27,22 @@ def matched_kappa(first: Sequence, second: Sequence) -> float:
     Labels of ``second`` are renamed to those of ``first`` by the assignment that maximises
     the number of cells in matched clusters (Hungarian algorithm); unmatched clusters keep
     labels of their own.
+
+    Parameters
+    ----------
+    first
+        Cluster label of each cell (any hashable values, compared as strings).
+    second
+        Another clustering of the same cells, in the same order.
+
+    Returns
+    -------
+    Cohen's kappa of the matched labels: 1 for the same partition, about 0 for unrelated ones.
+
+    Raises
+    ------
+    ValueError
+        When the two clusterings have different numbers of cells.
     """
     a = pd.Series(np.asarray(first)).astype(str).to_numpy()
     b = pd.Series(np.asarray(second)).astype(str).to_numpy()

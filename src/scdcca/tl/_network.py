@@ -23,7 +23,15 @@ from ._ridge import FoldGrams, fold_ids
 def motif_gene_names(name: str) -> list[str]:
     """Gene names a motif stands for: ``"FOS::JUN"`` -> FOS, JUN; ``"GATA2(var.2)"`` -> GATA2.
 
-    A ``_MA0036.3``-style JASPAR id suffix (added to make names unique) is dropped.
+    Parameters
+    ----------
+    name
+        A motif name as JASPAR writes it; a ``_MA0036.3``-style id suffix (added to make
+        names unique) and a ``(var.N)`` variant suffix are dropped.
+
+    Returns
+    -------
+    The gene names, in the order of the motif name (dimers give two).
     """
     base = re.sub(r"_MA\d+\.\d+$", "", str(name))
     base = re.sub(r"\(var\.\d+\)$", "", base)
