@@ -47,7 +47,16 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 
 # --------------------------------------------------------------------------- API pages
 # The public API: every name in ``__all__`` of scdcca and of its subpackages.
-_PACKAGES = ("scdcca", "scdcca.model", "scdcca.datasets", "scdcca.tl", "scdcca.pl")
+_PACKAGES = (
+    "scdcca",
+    "scdcca.model",
+    "scdcca.module",
+    "scdcca.train",
+    "scdcca.data",
+    "scdcca.datasets",
+    "scdcca.tl",
+    "scdcca.pl",
+)
 
 
 def _public_objects() -> dict[str, object]:
