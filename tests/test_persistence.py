@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 import anndata as ad
 import mudata
@@ -157,6 +158,20 @@ def test_full_disk_during_save_says_so_and_keeps_the_previous_save(
     assert {p.name: p.read_bytes() for p in (tmp_path / "m").iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
     scdcca.DCCA.load(tmp_path / "m")
+
+
+#: A model saved by an earlier build of scdcca 0.1.0, whose ``scdcca.model`` package held the
+#: module, training and checks too (200 kidney cells, ``n_latent=4``, ``n_hidden=8``, two
+#: epochs per phase), with the latent it gave for those cells.
+EARLIER_SAVE = Path(__file__).parent / "data" / "dcca_0.1.0_save"
+
+
+def test_a_save_of_an_earlier_build_loads_and_gives_the_same_latents():
+    mdata = read("scicar_kidney")[:200].copy()
+    model = scdcca.DCCA.load(str(EARLIER_SAVE), adata=mdata)
+    np.testing.assert_allclose(
+        model.get_latent_representation(), np.load(EARLIER_SAVE / "latent.npy"), atol=1e-5
+    )
 
 
 def test_existing_directory_needs_overwrite(tmp_path, paired_model):
