@@ -1,4 +1,4 @@
-"""The results page calls a target reached only where the seeds' spread does not cover the gap."""
+"""The results page: targets and comparisons against the seeds' spread, its figures, its length."""
 
 from __future__ import annotations
 
@@ -39,3 +39,98 @@ def test_equal_scores_reach_the_target_and_one_seed_compares_plainly():
     assert np.isnan(single[2])
     assert _reached(single, 0.299) == "yes"
     assert _reached(single, 0.301) == "no"
+
+
+def _synthetic(path: Path) -> None:
+    """A small results CSV: every task, a capped and a converged peer, old and new rows."""
+    rows = []
+    for seed in (0, 1, 2):
+        new = {"version": "0.1.0+gabc1234", "stopped_by": "early_stopping"}
+        old = {"version": "", "stopped_by": ""}
+        for method, extra in (("scdcca", new), ("pca_lsi", old), ("multivi", old)):
+            capped = {"max_time_min": 5.0} if method == "multivi" else {}
+            rows.append(
+                {"task": "embedding", "method": method, "latent": "joint", "seed": seed,
+                 "bio_conservation": 0.5 + 0.01 * seed, "bio_conservation_graph": 0.6,
+                 **extra, **capped}
+            )  # fmt: skip
+        rows.append(
+            {"task": "embedding", "method": "scvi_rna", "latent": "joint", "seed": seed,
+             "bio_conservation": 0.45, "bio_conservation_graph": 0.55,
+             "version": "0.1.0+gabc1234", "stopped_by": "early_stopping"}
+        )  # fmt: skip
+        rows.append(
+            {"task": "embedding", "method": "wnn", "latent": "graph", "seed": seed,
+             "bio_conservation_graph": 0.58}
+        )  # fmt: skip
+        for method in ("scdcca", "multivi", "knn"):
+            rows.append(
+                {"task": "cross_modal", "method": method, "latent": "prediction", "seed": seed,
+                 "rna2epi_auroc": 0.7 - 0.05 * (method != "scdcca"),
+                 "rna2epi_pseudobulk_specific_r": 0.2, "epi2rna_pseudobulk_specific_r": 0.3,
+                 "max_epochs": 20 if method == "multivi" else None}
+            )  # fmt: skip
+        for method in ("scdcca", "scvi_peakvi"):
+            for latent in ("joint", "epi"):
+                rows.append(
+                    {"task": "heldout", "method": method, "latent": latent, "seed": seed,
+                     "knn_acc_heldout": 0.8, "majority_heldout": 0.3,
+                     "stopped_by": "max_epochs" if method == "scvi_peakvi" else "early_stopping"}
+                )  # fmt: skip
+    table = pd.DataFrame(rows).assign(dataset="toy", status="ok")
+    table.to_csv(path, index=False)
+
+
+def _converged(folder: Path) -> Path:
+    """MULTIVI's joint embedding trained until its own early stopping, kept apart."""
+    folder.mkdir()
+    pd.DataFrame(
+        {"dataset": "toy", "task": "embedding", "method": "multivi", "latent": "joint",
+         "seed": [0], "status": "ok", "bio_conservation": [0.55], "max_time_min": [0],
+         "version": "0.1.0+gabc1234", "stopped_by": "early_stopping"}
+    ).to_csv(folder / "toy.csv", index=False)  # fmt: skip
+    return folder
+
+
+def test_figures_draw_one_file_per_task(tmp_path):
+    from figures import draw_all
+
+    _synthetic(tmp_path / "toy.csv")
+    extra = _converged(tmp_path / "converged")
+    written = draw_all(tmp_path, tmp_path / "figures", (extra,))
+    assert sorted(p.name for p in written) == ["cross_modal.png", "embedding.png", "heldout.png"]
+    assert all(p.stat().st_size > 0 for p in written)
+
+
+def test_summary_names_caps_and_rows_without_a_version(tmp_path):
+    from page import summary
+
+    _synthetic(tmp_path / "toy.csv")
+    text = summary(tmp_path, _converged(tmp_path / "converged"))
+    assert "| MULTIVI (early_stopping) | **0.550 (1 seed)** |" in text  # apart from capped
+    assert "MULTIVI (capped at 5 min per fit)" in text  # an old row run under max_time
+    assert "MULTIVI (capped at 20 epochs)" in text
+    assert "scVI + PeakVI (max_epochs)" in text  # a new row names what stopped it
+    assert "scVI of RNA (early_stopping)" in text
+    assert "rows without a version predate the column" in text
+    assert "WNN" not in text.split("graph bio conservation")[0]  # no bio conservation of its own
+
+
+def test_verdict_needs_a_gap_beyond_both_seed_spreads():
+    from page import verdict
+
+    a = pd.Series([0.50, 0.52, 0.54])  # sample sd 0.02
+    assert verdict(a, pd.Series([0.50])) == "level"  # gap 0.02, not beyond 0.02
+    assert verdict(a, pd.Series([0.49])) == "ahead"
+    assert verdict(pd.Series([0.49]), a) == "behind"
+    assert verdict(a, pd.Series([0.45, 0.50, 0.55])) == "level"  # the other's spread 0.05
+
+
+def test_the_results_page_reads_in_five_minutes():
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    page = (root / "README.md").read_text()
+    assert len(page.splitlines()) <= 300
+    for task in ("embedding", "cross_modal", "heldout"):
+        assert f"results/figures/{task}.png" in page
+    assert "(DETAILS.md)" in page
+    assert (root / "DETAILS.md").exists()

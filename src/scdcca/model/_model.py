@@ -62,7 +62,7 @@ class DCCA(
         ``"zinb"`` (default) or ``"nb"`` for raw counts; ``"gaussian"`` for RNA published only
         as normalised (e.g. log-scale) expression, modelled as it is. ``"zinb"`` adds a
         zero-inflation output per gene; ``"nb"`` trains faster (timings in
-        ``benchmarks/README.md``).
+        ``benchmarks/DETAILS.md``).
     epi_likelihood
         ``"bernoulli"`` for binary calls, ``"gaussian"`` for continuous rates.
     rna_input_dropout
