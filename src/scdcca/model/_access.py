@@ -67,6 +67,12 @@ def weigh_joint(latent: np.ndarray, n_latent: int, weight: float) -> np.ndarray:
 class StreamMixin:
     """Minibatches of registered or new cells, and denoised values decoded from them."""
 
+    #: The user's MuData when it has unpaired cells (the model reads its padded twin, which
+    #: ``adata`` is), else ``None``; set by the model.
+    _unpaired_source: MuData | None = None
+    #: Which modality plays which role (``{"rna_layer": ..., "epi_layer": ...}``), from setup.
+    modalities_: dict[str, str]
+
     def model_features(self, modality: Modality) -> pd.Index:
         """Names of the genes (``"rna"``) or regions (``"epi"``) the model was trained on."""
         registry = self.adata_manager.get_state_registry(TENSOR_KEYS[modality])
@@ -92,7 +98,7 @@ class StreamMixin:
 
     def _is_setup_data(self, data) -> bool:
         """Whether ``data`` is the registered MuData (``None``, itself, or its unpaired source)."""
-        source = getattr(self, "_unpaired_source", None)
+        source = self._unpaired_source
         return data is None or data is self.adata or (source is not None and data is source)
 
     def _minibatches(

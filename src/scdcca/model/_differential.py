@@ -385,7 +385,7 @@ class DifferentialMixin(StreamMixin):
 
     def _comparisons(self, modality: Modality, *selection) -> list:
         """The tests to run (see :func:`~scdcca.model._populations.population_pairs`)."""
-        source = getattr(self, "_unpaired_source", None)
+        source = self._unpaired_source
         obs = (self.adata if source is None else source).obs
         return population_pairs(obs, self._measured(modality), modality, *selection)
 
