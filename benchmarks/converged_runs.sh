@@ -11,7 +11,7 @@
 # worker is given --worker-timeout up to 4 minutes before it (a fit slower than the worst case,
 # e.g. on a busy machine, is then killed and recorded as a failed row, never as a result);
 # without UNTIL every run starts, with no time limit. Each run's log: $LOGS/<name>.log
-# (default /tmp/converged_runs).
+# (default /tmp/converged_runs). A run whose seed-0 row is already in the CSV is skipped.
 #
 # Worst cases (minutes): every model trains to its epoch limit (MULTIVI and PeakVI 500, scVI
 # 400 on these sizes) at the seconds per epoch that the committed 5-minute-cap rows reached
@@ -33,9 +33,27 @@ KIDNEY="--data $D/scicar_kidney.h5mu --rna rna --epi atac --label cell_type"
 A549="--data $D/scicar_a549.h5mu --rna rna --epi atac --label treatment_time"
 O="--tasks embedding --latents joint --seeds 0 --threads 1 --max-time 0 --out benchmarks/results/converged"
 
+done_already() {  # done_already <dataset> <method>: a seed-0 "ok" row is in the output CSV
+    python -c "import sys, pandas as pd; d = pd.read_csv(sys.argv[1]); \
+sys.exit(0 if ((d.method == sys.argv[2]) & (d.seed == 0) & (d.status == 'ok')).any() else 1)" \
+        "benchmarks/results/converged/$1.csv" "$2" 2> /dev/null
+}
+
 run() {  # run <name> <worst-case minutes> <run.py arguments...>
     local name=$1 minutes=$2
     shift 2
+    local data method previous=""
+    for argument in "$@"; do
+        case $previous in
+            --data) data=$(basename "$argument" .h5mu) ;;
+            --methods) method=$argument ;;
+        esac
+        previous=$argument
+    done
+    if done_already "$data" "$method"; then
+        echo "[$(date -u +%H:%M:%S)] skip $name: its row is in the CSV"
+        return
+    fi
     local now
     now=$(date -u +%s)
     if [ -n "$DEADLINE" ] && [ $((now + 60 * minutes)) -gt "$DEADLINE" ]; then
