@@ -8,7 +8,6 @@ from pathlib import Path
 import mudata
 import pytest
 import scvi
-import torch
 
 import scdcca
 
@@ -16,7 +15,8 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 KIDNEY_MODALITIES = {"rna_layer": "rna", "epi_layer": "atac"}
 
 warnings.filterwarnings("ignore", category=FutureWarning)
-torch.set_num_threads(2)
+# a fixed number of threads: trainings compared within a test use the same arithmetic
+scvi.settings.num_threads = 2
 
 
 def read(name: str) -> mudata.MuData:

@@ -23,6 +23,7 @@ from scdcca.train import _generation as generation
 from scdcca.train import _joint as joint
 from scdcca.train._data import sparse_minibatches_supported
 from scdcca.train._interrupt import is_interruption, restore_sigint
+from scdcca.train._threads import threads_for_training
 from scdcca.train._training_plan import MONITOR, MONITOR_TRAIN
 
 from . import _arguments as arguments
@@ -124,6 +125,9 @@ class TrainingMixin(StreamMixin):
         :class:`~lightning.pytorch.callbacks.EarlyStopping`), and the students' weights of
         the best epoch are kept, also after Ctrl+C or a divergence. The KL weight of each
         VAE rises over its first 10 epochs of training, in whichever phases they fall.
+        Training runs on torch's CPU threads less one for each other process running when it
+        starts (threads waiting on a busy core slow every step); ``scvi.settings.num_threads``
+        or ``OMP_NUM_THREADS`` fixes the number.
         ``model.history["epochs"]`` and ``model.history["phases"]`` hold one row per epoch
         and per phase.
 
@@ -200,31 +204,33 @@ class TrainingMixin(StreamMixin):
             plan_cls=self._training_plan_cls,
             runner_cls=self._train_runner_cls,
         )
-        sigint_handler = signal.getsignal(signal.SIGINT)
-        try:
-            runner(phases)
-        except BaseException as interruption:
-            # the best weights are back (BestWeights.on_exception); Lightning turns a
-            # KeyboardInterrupt into SystemExit(1) and ignores further Ctrl+C
+        with threads_for_training():
+            sigint_handler = signal.getsignal(signal.SIGINT)
+            try:
+                runner(phases)
+            except BaseException as interruption:
+                # the best weights are back (BestWeights.on_exception); Lightning turns a
+                # KeyboardInterrupt into SystemExit(1) and ignores further Ctrl+C
+                self._keep_split(splitter)
+                if not is_interruption(interruption):
+                    if runner.epochs:  # diverged after learning: the best weights stay usable
+                        self.module.eval()
+                        self.is_trained_ = True
+                        self._fit_after_training()
+                    raise
+                restore_sigint(sigint_handler)
+                if not runner.epochs:
+                    raise KeyboardInterrupt(
+                        "Training was interrupted before its first epoch ended: the model is "
+                        "untrained"
+                    ) from interruption
+                logger.warning("Training interrupted: keeping the best weights reached so far.")
+                self.module.eval()
+                self.is_trained_ = True
+            finally:
+                self._record_history(runner.epochs, runner.phases, schedule)
             self._keep_split(splitter)
-            if not is_interruption(interruption):
-                if runner.epochs:  # diverged after learning: the best weights stay usable
-                    self.module.eval()
-                    self.is_trained_ = True
-                    self._fit_after_training()
-                raise
-            restore_sigint(sigint_handler)
-            if not runner.epochs:
-                raise KeyboardInterrupt(
-                    "Training was interrupted before its first epoch ended: the model is untrained"
-                ) from interruption
-            logger.warning("Training interrupted: keeping the best weights reached so far.")
-            self.module.eval()
-            self.is_trained_ = True
-        finally:
-            self._record_history(runner.epochs, runner.phases, schedule)
-        self._keep_split(splitter)
-        self._fit_after_training()
+            self._fit_after_training()
 
     def _keep_split(self, splitter) -> None:
         """Take the cells of each split from ``splitter``, however its last fit ended.
