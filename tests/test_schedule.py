@@ -89,3 +89,42 @@ def test_posterior_mean_instead_of_a_sample_while_training():
         mean = module.inference(**inputs, modalities=(modality,), sample=False)
         assert not torch.equal(sampled[f"z_{modality}"], sampled[f"qz_{modality}"].loc)
         assert torch.equal(mean[f"z_{modality}"], mean[f"qz_{modality}"].loc)
+
+
+def test_plan_optimises_the_students_with_fused_adam_and_a_relative_plateau():
+    from scdcca.train import DCCATrainingPlan
+    from scdcca.train._phases import only_students_learn
+
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(scdcca.DCCA).parameters.items()
+        if name != "mdata"
+    }
+    module = scdcca.model.DCCAModule(30, 40, **defaults)
+    phase = _schedule(schedule="cycle")[2]  # the epigenome learns, RNA teaches
+    plan = DCCATrainingPlan(
+        module,
+        phase=phase,
+        phase_index=2,
+        lr=1e-3,
+        lr_patience=5,
+        monitor="objective_validation",
+        n_epochs_kl_warmup=None,
+        n_steps_kl_warmup=None,
+    )
+    with only_students_learn(module, phase):
+        config = plan.configure_optimizers()
+    optimizer = config["optimizer"]
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert optimizer.defaults["fused"]
+    learning = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert learning == {id(p) for p in module.vae("epi").parameters()}
+    scheduler = config["lr_scheduler"]["scheduler"]
+    assert scheduler.threshold_mode == "rel"
+    assert scheduler.threshold == 1e-3
+    assert config["lr_scheduler"]["monitor"] == "objective_validation"
+    # a relative threshold: an improvement of 0.05 % on a loss of 1000 is not one
+    scheduler.step(1000.0)
+    for _ in range(6):
+        scheduler.step(999.5)
+    assert optimizer.param_groups[0]["lr"] < 1e-3

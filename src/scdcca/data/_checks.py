@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any
 
 import h5py
 import numpy as np
@@ -24,12 +22,7 @@ from anndata.abc import CSCDataset, CSRDataset
 from mudata import MuData
 from scipy import sparse
 
-from scdcca._constants import EPI_KEY, RNA_KEY
-
 from ._scan import MatrixSummary
-
-#: The setup argument naming each role's layer, and its registry key.
-ROLES = MappingProxyType({"rna": ("rna_layer", RNA_KEY), "epi": ("epi_layer", EPI_KEY)})
 
 
 class InputWarning(UserWarning):
@@ -150,40 +143,37 @@ def check_batch_categories(mdata: MuData, key: str | None, modality: str | None)
 
 
 def check_features_match(
-    mdata: MuData, modalities: Mapping[str, str], registry: Mapping[str, Any]
+    found: pd.Index, expected, modality: str, role: str, registry_key: str
 ) -> None:
-    """Each modality holds the features a model was trained on, in the training order."""
-    field_registries = registry.get("field_registries", {})
-    for role, (role_arg, key) in ROLES.items():
-        expected = field_registries.get(key, {}).get("state_registry", {}).get("column_names")
-        if expected is None:
-            continue
-        name = modalities[role_arg]
-        expected = pd.Index(np.asarray(expected).astype(str))
-        found = pd.Index(np.asarray(mdata.mod[name].var_names).astype(str))
-        if expected.equals(found):
-            continue
-        what = "genes" if role == "rna" else "features"
-        missing = expected.difference(found, sort=False)
-        new = found.difference(expected, sort=False)
-        if len(missing) or len(new):
-            first = ", ".join(repr(str(v)) for v in missing[:3])
-            problem = (
-                f"does not hold the {what} the model was trained on: {len(missing)} of the "
-                f"model's {len(expected)} {what} are missing"
-                + (f" (first: {first})" if len(missing) else "")
-                + f" and {len(new)} of its {len(found)} {what} are not in the model"
-            )
-        else:
-            problem = f"holds the model's {len(expected)} {what} but in a different order"
-        raise ValueError(
-            f"Modality {name!r} {problem}. DCCA reads features by position: give it every "
-            f"training feature in the training order, e.g. `mdata.mod[{name!r}] = "
-            f"mdata[{name!r}][:, names].copy()` and `mdata.update()`, with `names` from "
-            f"`model.adata_manager.get_state_registry({key!r}).column_names` or, for a saved "
-            f"model, `DCCA.load_registry(path)['field_registries'][{key!r}]['state_registry']"
-            "['column_names']`."
+    """Modality ``modality`` holds the features a model was trained on, in the training order.
+
+    ``found``: the modality's ``var_names``; ``expected``: the model's feature names.
+    """
+    expected = pd.Index(np.asarray(expected).astype(str))
+    found = pd.Index(np.asarray(found).astype(str))
+    if expected.equals(found):
+        return
+    what = "genes" if role == "rna" else "features"
+    missing = expected.difference(found, sort=False)
+    new = found.difference(expected, sort=False)
+    if len(missing) or len(new):
+        first = ", ".join(repr(str(v)) for v in missing[:3])
+        problem = (
+            f"does not hold the {what} the model was trained on: {len(missing)} of the "
+            f"model's {len(expected)} {what} are missing"
+            + (f" (first: {first})" if len(missing) else "")
+            + f" and {len(new)} of its {len(found)} {what} are not in the model"
         )
+    else:
+        problem = f"holds the model's {len(expected)} {what} but in a different order"
+    raise ValueError(
+        f"Modality {modality!r} {problem}. DCCA reads features by position: give it every "
+        f"training feature in the training order, e.g. `mdata.mod[{modality!r}] = "
+        f"mdata[{modality!r}][:, names].copy()` and `mdata.update()`, with `names` from "
+        f"`model.adata_manager.get_state_registry({registry_key!r}).column_names` or, for a "
+        f"saved model, `DCCA.load_registry(path)['field_registries'][{registry_key!r}]"
+        "['state_registry']['column_names']`."
+    )
 
 
 # --------------------------------------------------------------------------- matrices

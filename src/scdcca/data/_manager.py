@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping
 
 from mudata import MuData
 from scipy import sparse
@@ -20,21 +19,11 @@ class DCCAManager(AnnDataManager):
 
     For a MuData with unpaired cells the manager registers the padded twin DCCA trains on
     (``manager.adata``) and remembers, by weak reference, the user's MuData it stands for.
-    It also keeps the scans of the matrices made by ``setup_mudata``
-    (:attr:`setup_scans`), so that building a model does not read the data again.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._source: weakref.ref | None = None
-        #: ``{role: (weak reference to the scanned matrix, MatrixSummary)}`` from setup.
-        self.setup_scans: dict = {}
-
-    def keep_scans(self, scanned: Mapping) -> None:
-        """Keep setup's ``{role: (matrix, summary)}`` scans, the matrices by weak reference."""
-        self.setup_scans = {
-            role: (_weak(matrix), summary) for role, (matrix, summary) in scanned.items()
-        }
 
     def remember_source(self, mdata: MuData) -> None:
         """Record that the registered MuData is the padded twin of the user's ``mdata``."""
@@ -51,11 +40,3 @@ class DCCAManager(AnnDataManager):
             as_matrix = sparse.csr_matrix if data.format == "csr" else sparse.csc_matrix
             return as_matrix(data, copy=False)
         return data
-
-
-def _weak(matrix):
-    """A weak reference to ``matrix``, or a callable returning ``None`` if it takes none."""
-    try:
-        return weakref.ref(matrix)
-    except TypeError:
-        return lambda: None

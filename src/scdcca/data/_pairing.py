@@ -21,6 +21,8 @@ from scipy import sparse
 
 from scdcca._constants import MODALITIES
 
+from ._fields import MEASURED_COLUMN
+
 #: Columns of the padded twin's ``.obs`` with the per-cell "measured" flags.
 OBSERVED_COLUMNS = MappingProxyType({"rna": "_dcca_observed_rna", "epi": "_dcca_observed_epi"})
 
@@ -85,7 +87,7 @@ def padded_twin(
         padded = _pad_rows(matrix, rows, len(cells))
         twin = AnnData(
             X=padded if layers[role] is None else None,
-            obs=pd.DataFrame(index=cells),
+            obs=pd.DataFrame({MEASURED_COLUMN: observed[role]}, index=cells),
             var=adata.var[[]].copy(),
         )
         if layers[role] is not None:

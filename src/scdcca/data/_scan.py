@@ -7,7 +7,7 @@ block of rows at a time, so no whole matrix is ever densified or copied.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,8 @@ from scdcca._blocks import row_slices
 _BLOCK_ENTRIES = 1 << 22
 #: A value further than this from the nearest integer is not a count.
 _INTEGER_TOLERANCE = 1e-3
+#: The per-cell and per-feature counts of a summary.
+_PER_ENTRY = ("cell_nonzero", "feature_nonzero")
 
 
 @dataclass
@@ -64,6 +66,30 @@ class MatrixSummary:
         out["cell_nonzero"] = self.cell_nonzero.tolist()
         out["feature_nonzero"] = self.feature_nonzero.tolist()
         return out
+
+    def of_cells(self, cells: np.ndarray) -> MatrixSummary:
+        """The summary with only ``cells`` (a boolean mask) counted as cells.
+
+        The value counts are kept: rows outside ``cells`` must hold no values (the empty rows
+        of a padded matrix).
+        """
+        return replace(
+            self, n_obs=int(np.count_nonzero(cells)), cell_nonzero=self.cell_nonzero[cells]
+        )
+
+    def findings(self) -> dict[str, Any]:
+        """The scalar findings, and the mean number of non-zero values per cell."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in _PER_ENTRY}
+        cells = self.cell_nonzero
+        out["mean_cell_nonzero"] = float(cells.mean()) if len(cells) else 0.0
+        return out
+
+    @classmethod
+    def from_findings(cls, findings: dict[str, Any]) -> MatrixSummary:
+        """A summary of :meth:`findings` (it knows no cell or feature as empty)."""
+        known = {k: v for k, v in findings.items() if k in cls.__dataclass_fields__}
+        empty = np.zeros(0, dtype=np.int64)
+        return cls(**known, cell_nonzero=empty, feature_nonzero=empty)
 
     def add_values(self, values: np.ndarray) -> None:
         """Count NaN, infinite, negative, non-integer and non-binary entries of ``values``."""

@@ -15,6 +15,7 @@ from scdcca._mudata import no_pull_on_update
 from scdcca._scvi import SCVI_UUID_KEY
 from scdcca._version import __version__
 from scdcca.data import _validation as validate
+from scdcca.data._fields import SCAN_KEY, MuDataModalityLayerField
 from scdcca.data._manager import DCCAManager
 from scdcca.data._pairing import OBSERVED_COLUMNS, is_paired, padded_twin, share_registration
 from scdcca.module import DCCAModule, EpiLikelihood, RNALikelihood
@@ -112,10 +113,8 @@ class DCCA(
         self.modalities_ = dict(args["modalities"])
         rna = self.adata_manager.get_from_registry(RNA_KEY)
         epi = self.adata_manager.get_from_registry(EPI_KEY)
-        scans = validate.registered_scans(self.adata_manager)
-        epi_cells = self._observed_cells("epi")
-        depths = scans["epi"].cell_nonzero  # non-zero calls per cell (Bernoulli calls are 0/1)
-        depths = depths if epi_cells is None else depths[epi_cells]
+        # non-zero calls per measured cell (Bernoulli calls are 0/1), from the field's scan
+        depth = self.adata_manager.get_state_registry(EPI_KEY)[SCAN_KEY]["mean_cell_nonzero"]
         self.module = self._module_cls(
             n_genes=rna.shape[1],
             n_regions=epi.shape[1],
@@ -126,11 +125,11 @@ class DCCA(
             dropout_rate=dropout_rate,
             rna_likelihood=rna_likelihood,
             epi_likelihood=epi_likelihood,
-            log_mean_epi_depth=float(np.log1p(depths.mean() if len(depths) else 0.0)),
+            log_mean_epi_depth=float(np.log1p(depth)),
             rna_input_dropout=rna_input_dropout,
             head_precision=head_precision,
         )  # checks the likelihood names
-        validate.check_model_input(self.adata_manager, scans, rna_likelihood, epi_likelihood)
+        validate.check_model_input(self.adata_manager, rna_likelihood, epi_likelihood)
         self._model_summary_string = (
             f"DCCA: n_latent={n_latent}, n_hidden={n_hidden}, n_layers={n_layers}, "
             f"rna={rna_likelihood} ({rna.shape[1]} genes), "
@@ -231,15 +230,9 @@ class DCCA(
         batch_modality = modalities.get("batch_key")
         setup_method_args = cls._get_setup_method_args(**locals())
         setup_method_args["setup_args"]["modalities"] = modalities
-        scanned = validate.check_setup(
-            mdata,
-            modalities,
-            rna_layer,
-            epi_layer,
-            batch_key,
-            batch_modality,
-            source_registry=kwargs.get("source_registry"),
-        )
+        # a loaded model keeps the batches it was trained with
+        setup = kwargs.get("source_registry") is None
+        validate.check_mudata(mdata, modalities, batch_key, batch_modality, setup=setup)
         registered = mdata
         observed_fields = []
         if not is_paired(mdata, modalities):
@@ -251,36 +244,29 @@ class DCCA(
                     "value for every cell); run `mdata.update()` or copy it there, and drop "
                     "modalities['batch_key']."
                 )
-            registered = padded_twin(mdata, modalities, {"rna": rna_layer, "epi": epi_layer})
+            layers = {"rna": rna_layer, "epi": epi_layer}
+            validate.check_layers(mdata, modalities, layers)  # before they are copied
+            registered = padded_twin(mdata, modalities, layers)
             observed_fields = [
                 fields.NumericalObsField(OBSERVED_KEYS[role], OBSERVED_COLUMNS[role])
                 for role in MODALITIES
             ]
-        # counts are checked in full above; scvi's format correction would replace the user's
-        # non-C-contiguous arrays, so the data are read as they are
         mudata_fields = [
-            fields.MuDataLayerField(
-                RNA_KEY,
-                rna_layer,
-                mod_key=modalities["rna_layer"],
-                is_count_data=False,
-                correct_data_format=False,
+            MuDataModalityLayerField(
+                key,
+                layer,
+                role=role,
+                modality=modalities[f"{role}_layer"],
+                mod_key=modalities[f"{role}_layer"],
                 mod_required=True,
-            ),
-            fields.MuDataLayerField(
-                EPI_KEY,
-                epi_layer,
-                mod_key=modalities["epi_layer"],
-                is_count_data=False,
-                correct_data_format=False,
-                mod_required=True,
-            ),
+            )
+            for role, key, layer in (("rna", RNA_KEY, rna_layer), ("epi", EPI_KEY, epi_layer))
+        ] + [
             fields.MuDataCategoricalObsField(BATCH_KEY, batch_key, mod_key=batch_modality),
             *observed_fields,
         ]
         adata_manager = DCCAManager(fields=mudata_fields, setup_method_args=setup_method_args)
         adata_manager.register_fields(registered, **kwargs)
-        adata_manager.keep_scans(scanned)
         cls.register_manager(adata_manager)
         if registered is not mdata:
             share_registration(mdata, registered)
@@ -290,8 +276,17 @@ class DCCA(
         """Check a MuData the model was not set up with, then let scvi-tools transfer it."""
         if adata is not None and adata is self._unpaired_source:
             adata = self.adata  # unpaired cells are read through the padded twin
-        validate.check_data_for_model(self, adata)
-        return super()._validate_anndata(adata, copy_if_view=copy_if_view)
+        if adata is None or adata is self.adata:
+            return super()._validate_anndata(adata, copy_if_view=copy_if_view)
+        args = self.adata_manager.registry["setup_args"]
+        validate.check_mudata(
+            adata, self.modalities_, args["batch_key"], args["modalities"].get("batch_key"), False
+        )
+        adata = super()._validate_anndata(adata, copy_if_view=copy_if_view)
+        module = self.module
+        manager = self.get_anndata_manager(adata)
+        validate.check_model_input(manager, module.rna.likelihood, module.epi.likelihood)
+        return adata
 
     def save(
         self,

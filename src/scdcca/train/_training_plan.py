@@ -9,6 +9,8 @@ stopping, best-weight restore and logging from Lightning callbacks (see
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from scvi.train import TrainingPlan
 from torchmetrics import MeanMetric
@@ -23,6 +25,11 @@ MONITOR = "objective_validation"
 MONITOR_TRAIN = "objective_train"
 #: Epochs over which the KL weight of a VAE rises from 0 to 1 by default.
 KL_WARMUP_EPOCHS = 10
+
+
+def fused_adam(params, **kwargs) -> torch.optim.Adam:
+    """:class:`torch.optim.Adam` over ``params`` with its fused (one kernel per step) update."""
+    return torch.optim.Adam(params, fused=True, **kwargs)
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -79,6 +86,8 @@ class DCCATrainingPlan(TrainingPlan):
     ):
         super().__init__(
             module,
+            optimizer="Custom",
+            optimizer_creator=partial(fused_adam, lr=lr, eps=eps, weight_decay=weight_decay),
             lr=lr,
             weight_decay=weight_decay,
             eps=eps,
@@ -98,25 +107,16 @@ class DCCATrainingPlan(TrainingPlan):
         self.train_means = torch.nn.ModuleDict()
 
     def configure_optimizers(self):
-        """Fused Adam over the phase's weights, with the learning rate decayed on plateau."""
-        optimizer = torch.optim.Adam(
-            self.phase.parameters(self.module),
-            lr=self.lr,
-            eps=self.eps,
-            weight_decay=self.weight_decay,
-            fused=True,
-        )
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer,
-            factor=self.lr_factor,
-            patience=self.lr_patience,
-            threshold=self.lr_threshold,
-            min_lr=self.lr_min,
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "monitor": self.lr_scheduler_metric},
-        }
+        """scvi-tools' optimiser set-up, with fused Adam and a relative plateau threshold.
+
+        The optimiser comes from ``optimizer_creator`` over the weights that learn in the
+        phase (the others have ``requires_grad`` off); the learning rate decays once the
+        monitored loss has not improved by ``lr_threshold`` of its best value, as losses of
+        different data sets differ in scale.
+        """
+        config = super().configure_optimizers()
+        config["lr_scheduler"]["scheduler"].threshold_mode = "rel"
+        return config
 
     def _teacher_latents(self, batch: dict) -> dict | None:
         """The frozen teacher's posterior means, one entry per student (``None``: no teacher)."""
