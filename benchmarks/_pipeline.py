@@ -73,9 +73,21 @@ class Context:
             "binarize": a.binarize,
             "max_epochs": a.max_epochs,
             "max_time_min": a.max_time or None,
+            "options": self.options(method),
         }
         name = f"{task}_{method}_seed{seed}{tag}"
-        return launch(self.tmp, name, job, train, test, a.threads, a.worker_timeout)
+        python = a.peer_python.get(method)
+        return launch(self.tmp, name, job, train, test, a.threads, a.worker_timeout, python)
+
+    def options(self, method: str) -> dict:
+        """Method-specific settings for the worker (see ``_methods.Job``)."""
+        if method == "scglue":
+            table = self.args.gene_table
+            return {
+                "gene_table": str(table.resolve()) if table else None,
+                "gene_dir": str(self.args.data.resolve().parent),
+            }
+        return {}
 
 
 def _cost(row: dict, outcome: Outcome) -> dict:
@@ -249,12 +261,16 @@ def run(args: argparse.Namespace) -> None:
             f"code {ctx.version}",
             flush=True,
         )
+        for method, python in args.peer_python.items():
+            print(f"{method} runs with {python}", flush=True)
         for seed in args.seeds:
             for task in args.tasks:
                 methods = [m for m in args.methods if task in METHODS[m][1]]
                 skipped = [m for m in args.methods if task not in METHODS[m][1]]
                 if skipped:
                     print(f"  {task}: skipping {skipped} (cannot do this task)", flush=True)
+                if not methods:
+                    continue
                 print(f"[{time.strftime('%H:%M:%S')}] seed {seed}, {task}: {methods}", flush=True)
                 rows = TASKS[task](ctx, methods, seed)
                 table = merge(csv, rows)

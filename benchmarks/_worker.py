@@ -2,7 +2,8 @@
 
 The parent writes a job description (JSON) and the cell split (``.npz``) into the run's
 temporary folder and starts ``python benchmarks/run.py --worker <job.json>`` with the thread
-environment of ``--threads``. The worker loads the compact MuData, runs the method (see
+environment of ``--threads`` (``python``: the parent's interpreter, or the one ``--peer-python``
+names for the method). The worker loads the compact MuData, runs the method (see
 ``_methods.py``), and writes ``<job>.npz`` (the method's arrays) and ``<job>.meta.json``:
 ``fit_s`` (wall time of the training only), ``peak_rss_mib`` (peak resident memory of the
 worker process, ``VmHWM``: Python, imports and the data included) and ``info`` (epochs
@@ -61,6 +62,7 @@ def launch(
     test: np.ndarray,
     threads: int,
     timeout_s: float | None,
+    python: str | None = None,
 ) -> Outcome:
     """Run one job in a fresh Python process and collect its results.
 
@@ -79,6 +81,8 @@ def launch(
     timeout_s
         The worker is killed after this many seconds (the outcome then carries an error);
         ``None``: no limit.
+    python
+        Interpreter of the worker (``--peer-python``); ``None``: this process's own.
     """
     np.savez(tmp / f"{name}.split.npz", train=train, test=test)
     spec = {**job, "data": str(tmp / "data.h5mu"), "split": str(tmp / f"{name}.split.npz")}
@@ -91,7 +95,7 @@ def launch(
     try:
         with open(log, "w") as handle:
             process = subprocess.run(
-                [sys.executable, str(RUNNER), "--worker", str(tmp / f"{name}.json")],
+                [python or sys.executable, str(RUNNER), "--worker", str(tmp / f"{name}.json")],
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -156,7 +160,8 @@ def work(job_path: str) -> None:
         pass
     import mudata
 
-    from _methods import METHODS, Job
+    from _job import Job
+    from _methods import METHODS
     from _provenance import DETERMINISTIC
 
     mudata.set_options(pull_on_update=False)
@@ -176,6 +181,7 @@ def work(job_path: str) -> None:
         max_epochs=spec["max_epochs"],
         max_time_min=spec["max_time_min"],
         workdir=workdir,
+        options=spec.get("options", {}),
     )
     function, _ = METHODS[spec["method"]]
     try:

@@ -11,9 +11,13 @@
 # worker is given --worker-timeout up to 4 minutes before it (a fit slower than the worst case,
 # e.g. on a busy machine, is then killed and recorded as a failed row, never as a result);
 # without UNTIL every run starts, with no time limit. Each run's log: $LOGS/<name>.log
-# (default /tmp/converged_runs). A run whose seed-0 row is already in the CSV is skipped.
+# (default /tmp/converged_runs). A run whose seed-0 row is already in the CSV is skipped;
+# with RUNS set (names separated by spaces) only those runs start. Multigrate runs need
+# MULTIGRATE_PYTHON, the interpreter of its own environment (see benchmarks/_peers.py), and
+# are skipped without it.
 #
-# Worst cases (minutes): every model trains to its epoch limit (MULTIVI and PeakVI 500, scVI
+# Worst cases (minutes): Multigrate 200 epochs (its limit) at the seconds per epoch of
+# short fits with one thread, times 1.2, plus 4 minutes. Every other model trains to its epoch limit (MULTIVI and PeakVI 500, scVI
 # 400 on these sizes) at the seconds per epoch that the committed 5-minute-cap rows reached
 # with one thread (MULTIVI: Paired-Tag 90, kidney 50, A549 36 epochs in 5 minutes; scVI +
 # PeakVI: Paired-Tag 110 + 199, kidney 47 + 111, A549 118 + 27 epochs, each model taken as
@@ -31,6 +35,8 @@ if [ -n "${UNTIL:-}" ]; then DEADLINE=$(date -u -d "$UNTIL" +%s); fi
 PTAG="--data $D/pairedtag_h3k4me3.h5mu --rna rna --epi histone --label cell_type"
 KIDNEY="--data $D/scicar_kidney.h5mu --rna rna --epi atac --label cell_type"
 A549="--data $D/scicar_a549.h5mu --rna rna --epi atac --label treatment_time"
+SNARE="--data $D/snare_cortex.h5mu --rna rna --epi atac --label subclass --batch sample --binarize"
+MG="--methods multigrate --peer-python multigrate=${MULTIGRATE_PYTHON:-unset}"
 O="--tasks embedding --latents joint --seeds 0 --threads 1 --max-time 0 --out benchmarks/results/converged"
 
 done_already() {  # done_already <dataset> <method>: a seed-0 "ok" row is in the output CSV
@@ -42,6 +48,9 @@ sys.exit(0 if ((d.method == sys.argv[2]) & (d.seed == 0) & (d.status == 'ok')).a
 run() {  # run <name> <worst-case minutes> <run.py arguments...>
     local name=$1 minutes=$2
     shift 2
+    if [ -n "${RUNS:-}" ] && [[ " $RUNS " != *" $name "* ]]; then
+        return
+    fi
     local data method previous=""
     for argument in "$@"; do
         case $previous in
@@ -82,5 +91,11 @@ run() {  # run <name> <worst-case minutes> <run.py arguments...>
     run pca_rna_pairedtag 4 $PTAG --methods pca_rna $O
     run pca_rna_kidney 4 $KIDNEY --methods pca_rna $O
     run pca_rna_a549 4 $A549 --methods pca_rna $O
+    if [ -n "${MULTIGRATE_PYTHON:-}" ]; then
+        run multigrate_pairedtag 11 $PTAG $MG $O
+        run multigrate_a549 12 $A549 $MG $O
+        run multigrate_snare 28 $SNARE $MG $O
+        run multigrate_kidney 16 $KIDNEY $MG $O
+    fi
 }
 echo "[$(date -u +%H:%M:%S)] chain done"

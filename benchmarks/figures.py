@@ -29,7 +29,7 @@ COLORS = {
     "scdcca": "tab:red", "scdcca_no_transfer": "salmon", "scdcca_cycle": "darkred",
     "pca_lsi": "tab:blue", "pca_rna": "lightsteelblue", "wnn": "tab:cyan", "mofa": "tab:green",
     "scvi_peakvi": "tab:purple", "scvi_rna": "plum", "multivi": "tab:orange", "knn": "tab:gray",
-    "label_mean": "black",
+    "label_mean": "black", "scglue": "tab:olive", "multigrate": "tab:pink",
 }  # fmt: skip
 SHORT = {
     "bio_conservation": "bio conservation", "bio_conservation_graph": "graph bio conservation",

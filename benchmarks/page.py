@@ -29,7 +29,7 @@ from _results import _plain, numeric
 DATASETS = ["snare_cortex", "scicar_kidney", "pairedtag_h3k4me3", "scicar_a549"]
 METHODS = [
     "scdcca", "scdcca_no_transfer", "scdcca_cycle", "pca_lsi", "pca_rna", "wnn", "mofa",
-    "scvi_peakvi", "scvi_rna", "multivi", "knn", "label_mean",
+    "scvi_peakvi", "scvi_rna", "multivi", "scglue", "multigrate", "knn", "label_mean",
 ]  # fmt: skip
 NAMES = {
     "snare_cortex": "SNARE cortex", "scicar_kidney": "sci-CAR kidney",
@@ -38,10 +38,11 @@ NAMES = {
     "scdcca_cycle": "scdcca, cycle schedule (older code)", "pca_lsi": "PCA + LSI",
     "pca_rna": "PCA of RNA", "wnn": "WNN (graph)", "mofa": "MOFA+",
     "scvi_peakvi": "scVI + PeakVI", "scvi_rna": "scVI of RNA", "multivi": "MULTIVI",
+    "scglue": "scGLUE", "multigrate": "Multigrate",
     "knn": "kNN", "label_mean": "label means (knows labels)",
 }  # fmt: skip
 #: Deep peers: their training may have been cut by a cap.
-DEEP_PEERS = {"multivi", "scvi_peakvi", "scvi_rna"}
+DEEP_PEERS = {"multivi", "scvi_peakvi", "scvi_rna", "scglue", "multigrate"}
 #: ``stopped_by`` values that say a cap, not the model's own rule, ended a fit.
 CAPS = {"max_time", "max_epochs"}
 #: Not ranked among the methods: a reference that knows the labels, and rows of older code.

@@ -28,21 +28,46 @@ MULTIVI); the RNA-only methods (``pca_rna``, ``scvi_rna``) store their one laten
 ``knn`` (always run there as the baseline) and ``label_mean`` (a reference that knows the
 labels: each held-out cell predicted as its label's mean over the training cells). A method
 is skipped for tasks it cannot do.
-scGLUE is not included (it needs a genome annotation and a guidance graph per data set, and is
-not installed).
 
-Training caps: deep models train until their own early stopping stops them (DCCA: at most
-200 epochs per phase with its plateau stopping; scVI: ``min(400, 20000/n_cells*400)`` epochs,
-early stopping switched on, patience 45; PeakVI and MULTIVI: 500 epochs, early stopping,
-patience 50). ``--max-epochs N`` replaces the epoch limits (DCCA: per phase; MOFA:
-iterations), and ``--max-time M`` (minutes; default 0: no wall-clock cap) sets Lightning's
-``max_time`` for every deep fit. A worker still running after ``--worker-timeout`` seconds
+Two more peers run only when named in ``--methods`` (they need packages beyond the project's
+own; ``_peers.py`` has their exact recipes and settings): ``scglue`` (scGLUE 0.4.1,
+``fit_SCGLUE`` with ``PairedSCGLUEModel`` and ``use_obs_names=True``, its tutorial's defaults;
+embedding only; ``pip install scglue==0.4.1`` plus the ``bedtools`` program) builds its guidance
+graph from a gene coordinate table (columns ``gene, chrom, tss, strand, start, end``,
+1-based): ``--gene-table``, by default the ``genes_*.tsv.gz`` beside ``--data`` whose gene
+names match the most genes; region names ``chrom-start-end`` or ``chrom:start-end`` give the
+regions' coordinates (``chr`` is added where the table has it and the names lack it). Latents
+``rna``/``epi`` (each modality's encoding) and ``joint`` (their mean). The ``fit_s`` of both
+includes their own preprocessing (feature selection, normalisation, PCA/LSI, guidance graph).
+``multigrate`` (Multigrate 1.0.1 ``MultiVAE``, ``losses=["nb", "mse"]`` on RNA counts and
+log-normalised epigenome, its defaults; embedding and heldout; latents ``joint`` =
+``X_multigrate``, ``rna``/``epi`` = its per-modality latents) needs scvi-tools >= 1.4.3 and
+so a side environment; ``--peer-python multigrate=PYTHON`` starts its workers with that
+interpreter (any method can be sent to another interpreter this way; it must import
+``benchmarks/_methods.py``'s dependencies). Building the side environment from the
+repository root::
+
+    V=/work/venvs/stack; python3 -m venv $V && $V/bin/pip install torch==2.13.0
+    $V/bin/pip install -e '.[test,bench]'
+    $V/bin/pip install --no-deps --ignore-requires-python scvi-tools==1.5.1 multigrate==1.0.1
+    $V/bin/pip install docrep ml-collections 'sparse>=0.14' xarray 'numba>=0.60' \\
+        session-info2 requests
+    python benchmarks/run.py --methods multigrate --peer-python multigrate=$V/bin/python ...
+
+Training caps: deep models train until their own early stopping stops them (DCCA: at most 200
+epochs per phase with its plateau stopping; scVI: ``min(400, 20000/n_cells*400)`` epochs, early
+stopping switched on, patience 45; PeakVI and MULTIVI: 500 epochs, early stopping, patience 50;
+scGLUE: its data-size heuristic for epochs and patience, twice (pretraining and fine-tuning);
+Multigrate: 200 epochs, early stopping, patience 10). ``--max-epochs N`` replaces the epoch
+limits (DCCA: per phase; MOFA: iterations; scGLUE: both fits), and ``--max-time M`` (minutes;
+default 0: no wall-clock cap) sets Lightning's ``max_time`` for every deep fit (scGLUE: checked
+after each epoch of each fit). A worker still running after ``--worker-timeout`` seconds
 (default: none without ``--max-time``, else ``3 * max-time + 10 min``) is killed and recorded
 as failed. Every row says what ended its training in ``stopped_by`` (``early_stopping``,
-``max_epochs``, ``max_time``, ``diverged``, ``converged`` for MOFA+, ``deterministic`` for
-the methods without training iterations; ``_provenance.py``), so a cap that was hit never
-passes silently; a method with several fits (scVI + PeakVI, DCCA's phases, folds) names the
-cap any of them hit.
+``max_epochs``, ``max_time``, ``diverged``, ``converged`` for MOFA+, ``deterministic`` for the
+methods without training iterations; ``_provenance.py``), so a cap that was hit never passes
+silently; a method with several fits (scVI + PeakVI, DCCA's phases, folds) names the cap any of
+them hit.
 
 Tasks:
 
@@ -53,7 +78,8 @@ Tasks:
   ``batch_correction``, ``total``; plus plain KMeans ``kmeans_ari``/``kmeans_nmi`` (k = number
   of labels, mean over 3 KMeans seeds). Latents: ``joint`` of every method; ``rna``/``epi`` of
   scdcca, scdcca_cycle and, unless ``--latents joint``, of pca_lsi (PCA / LSI alone),
-  scvi_peakvi (scVI / PeakVI) and multivi (its expression / accessibility latents); each
+  scvi_peakvi (scVI / PeakVI), multivi (its expression / accessibility latents), scglue and
+  multigrate (their per-modality latents); each
   scored embedding costs about a minute of scib-metrics on 10,000 cells with one thread.
   ``wnn`` (latent ``graph``) has only the graph metrics (Leiden NMI/ARI and graph
   connectivity on its 15 nearest WNN neighbours, kBET on 50, cLISI/iLISI on 90), no KMeans,
@@ -76,7 +102,8 @@ Tasks:
   label accuracy of the held-out cells with the training cells' embeddings and labels
   (``knn_acc_heldout``) and leave-one-out on the training cells (``knn_acc_train``), per
   latent; methods that can embed new cells: scdcca, scdcca_cycle, scdcca_no_transfer,
-  pca_lsi and pca_rna (projection with the training fit), scvi_peakvi, scvi_rna, multivi.
+  pca_lsi and pca_rna (projection with the training fit), scvi_peakvi, scvi_rna, multivi,
+  multigrate (its encoder).
   ``majority_heldout``: share of the held-out cells' commonest label.
 
 Output: ``<out>/<dataset>.csv`` (dataset = file stem), long format, one row per ``dataset,
@@ -112,6 +139,8 @@ ALL_METHODS = [
     "scvi_rna",
     "multivi",
 ]
+#: Run only when named: they need packages beyond the project's environment (``_peers.py``).
+PEER_METHODS = ["scglue", "multigrate"]
 ALL_TASKS = ["embedding", "cross_modal", "heldout"]
 
 
@@ -156,6 +185,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds (default: none without --max-time, else 3 * max-time + 10 min)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch/BLAS threads")
+    parser.add_argument(
+        "--peer-python",
+        action="append",
+        default=[],
+        metavar="METHOD=PYTHON",
+        help="start METHOD's workers with the interpreter PYTHON (repeatable), e.g. "
+        "multigrate=/work/venvs/stack/bin/python",
+    )
+    parser.add_argument(
+        "--gene-table",
+        type=Path,
+        default=None,
+        help="scglue: gene coordinates (gene, chrom, tss, strand, start, end; 1-based TSV); "
+        "default: the genes_*.tsv.gz beside --data matching the most genes",
+    )
     parser.add_argument("--tmp", type=Path, default=None, help="folder for worker files")
     parser.add_argument("--keep-tmp", action="store_true")
     parser.add_argument("--no-figures", action="store_true")
@@ -168,9 +212,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--data and --label are required (or --report)")
     args.methods = [m for m in args.methods.split(",") if m]
     args.tasks = [t for t in args.tasks.split(",") if t]
-    unknown = set(args.methods) - {*ALL_METHODS, "knn", "label_mean"}
+    known = [*ALL_METHODS, *PEER_METHODS]
+    unknown = set(args.methods) - {*known, "knn", "label_mean"}
     if unknown:
-        parser.error(f"unknown methods {sorted(unknown)}; choose from {ALL_METHODS}")
+        parser.error(f"unknown methods {sorted(unknown)}; choose from {known}")
+    peers = {}
+    for item in args.peer_python:
+        method, _, python = item.partition("=")
+        if method not in {*known, "knn", "label_mean"} or not python:
+            parser.error(f"--peer-python {item!r}: expected METHOD=PYTHON with a known method")
+        if not os.access(python, os.X_OK):
+            parser.error(f"--peer-python {item!r}: {python} is not an executable file")
+        peers[method] = python
+    args.peer_python = peers
+    if args.gene_table is not None and not args.gene_table.is_file():
+        parser.error(f"--gene-table {args.gene_table}: no such file")
     if set(args.tasks) - set(ALL_TASKS):
         parser.error(f"unknown tasks {sorted(set(args.tasks) - set(ALL_TASKS))}")
     if args.max_time < 0:
