@@ -12,15 +12,31 @@ from scvi.distributions import NegativeBinomial, ZeroInflatedNegativeBinomial
 from torch.nn import functional as F
 
 import scdcca
-from scdcca.module._components import bernoulli_nll
 from scdcca.module._count_likelihood import (
     negative_binomial_nll,
     zero_inflated_negative_binomial_nll,
 )
 from scdcca.module._module import DCCAModule
-from scdcca.module._sparse import SparseInputLinear, row_sums
+from scdcca.module._sparse import SparseInputLinear, nonzero_entries, row_sums
 
 from .conftest import read
+
+
+def bernoulli_nll(
+    logits: torch.Tensor, x: torch.Tensor, missing: tuple[torch.Tensor, torch.Tensor] | None
+) -> torch.Tensor:
+    """Dense reference: Bernoulli negative log-likelihood per cell from logits (0/1 calls).
+
+    ``-log p(x) = softplus(l) - x l``: a dense softplus plus a correction at the ones;
+    missing entries ``(rows, cols)`` are taken out again.
+    """
+    nll = F.softplus(logits).sum(-1)
+    rows, cols, calls = nonzero_entries(x)
+    nll = nll.index_add(0, rows, -calls * logits[rows, cols])
+    if missing is not None:
+        missing_rows, missing_cols = missing
+        nll = nll.index_add(0, missing_rows, -F.softplus(logits[missing_rows, missing_cols]))
+    return nll
 
 
 def _module(n_genes: int, n_regions: int, **kwargs) -> DCCAModule:

@@ -30,23 +30,6 @@ EpiLikelihood = Literal["bernoulli", "gaussian"]
 Missing = tuple[torch.Tensor, torch.Tensor] | torch.Tensor | None
 
 
-def bernoulli_nll(
-    logits: torch.Tensor, x: torch.Tensor, missing: tuple[torch.Tensor, torch.Tensor] | None
-) -> torch.Tensor:
-    """Bernoulli negative log-likelihood per cell from logits, for 0/1 calls (dense or CSR).
-
-    ``-log p(x) = softplus(l) - x l``: a dense softplus plus a correction at the ones;
-    missing entries ``(rows, cols)`` are taken out again.
-    """
-    nll = F.softplus(logits).sum(-1)
-    rows, cols, calls = nonzero_entries(x)
-    nll = nll.index_add(0, rows, -calls * logits[rows, cols])
-    if missing is not None:
-        missing_rows, missing_cols = missing
-        nll = nll.index_add(0, missing_rows, -F.softplus(logits[missing_rows, missing_cols]))
-    return nll
-
-
 class MLP(nn.Module):
     """Fully connected stack ``Linear -> LayerNorm -> ReLU -> Dropout`` with a batch shift.
 
