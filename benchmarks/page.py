@@ -11,9 +11,10 @@ for each data set every method's latents and metrics, then the targets table, sc
 the comparator each target names. Every metric of every latent: ``python benchmarks/run.py
 --report --out ...``.
 
-Comparisons (:func:`verdict`): a method is "ahead" of or "behind" another only where the gap
-of the means exceeds both methods' spread over training seeds (the larger sample standard
-deviation); otherwise "level".
+Comparisons (:func:`verdict`): a method is "ahead" of or "behind" another only where the 95 %
+t-interval of their paired per-seed differences excludes zero (where both have two or more
+seeds in common; otherwise where the gap of the means exceeds both methods' spread over
+seeds); otherwise "level".
 """
 
 from __future__ import annotations
@@ -117,18 +118,41 @@ def stats(values: pd.Series) -> tuple[float, float, int]:
     return (float(values.mean()) if len(values) else math.nan), sd, len(values)
 
 
-def verdict(a: pd.Series, b: pd.Series) -> str:
+def verdict(a: pd.Series, b: pd.Series, level: float = 0.95) -> str:
     """``"ahead"``, ``"behind"`` or ``"level"``: ``a``'s seeds against ``b``'s.
 
-    Ahead or behind only where the gap of the means exceeds the larger of the two sample
-    standard deviations over seeds (a method with one seed contributes no spread).
+    ``a`` and ``b`` are indexed by training seed. With two or more seeds in common, from the
+    paired differences ``a - b``: ahead or behind where their ``level`` t-interval excludes 0,
+    so the seeds of both methods count. Otherwise (a method with one seed, or no seed in
+    common) ahead or behind only where the gap of the means exceeds the larger of the two
+    sample standard deviations over seeds (a method with one seed contributes no spread).
     """
+    a = pd.to_numeric(a, errors="coerce").dropna()
+    b = pd.to_numeric(b, errors="coerce").dropna()
+    common = a.index.intersection(b.index)
+    if len(common) >= 2:
+        from scipy import stats as scipy_stats
+
+        differences = a[common].to_numpy() - b[common].to_numpy()
+        gap = float(differences.mean())
+        n = len(differences)
+        sd = float(differences.std(ddof=1))
+        half = float(scipy_stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+        if abs(gap) <= half:
+            return "level"
+        return "ahead" if gap > 0 else "behind"
     (ma, sa, _), (mb, sb, _) = stats(a), stats(b)
     spread = max((s for s in (sa, sb) if not math.isnan(s)), default=0.0)
     gap = ma - mb
     if abs(gap) <= spread:
         return "level"
     return "ahead" if gap > 0 else "behind"
+
+
+def by_seed(rows: pd.DataFrame, column: str) -> pd.Series:
+    """``column`` of ``rows`` indexed by training seed (rows of one seed averaged)."""
+    values = pd.to_numeric(rows[column], errors="coerce")
+    return values.groupby(rows["seed"].to_numpy()).mean()
 
 
 def _order(name: str, names: list[str]) -> tuple[int, str]:
@@ -182,7 +206,7 @@ def summary_table(table: pd.DataFrame, task: str, column: str, latents: tuple[st
     bold: dict[str, set[str]] = {}
     for dataset in datasets:
         seeds = {
-            label: mine.loc[mine["dataset"] == dataset, column]
+            label: by_seed(mine[mine["dataset"] == dataset], column)
             for method, label, mine in found
             if method not in UNRANKED and (mine["dataset"] == dataset).any()
         }

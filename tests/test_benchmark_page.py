@@ -123,7 +123,21 @@ def test_verdict_needs_a_gap_beyond_both_seed_spreads():
     assert verdict(a, pd.Series([0.50])) == "level"  # gap 0.02, not beyond 0.02
     assert verdict(a, pd.Series([0.49])) == "ahead"
     assert verdict(pd.Series([0.49]), a) == "behind"
-    assert verdict(a, pd.Series([0.45, 0.50, 0.55])) == "level"  # the other's spread 0.05
+    assert verdict(a, pd.Series([0.45, 0.50, 0.55])) == "level"  # paired gap 0.02 +- 0.06
+
+
+def test_verdict_of_shared_seeds_reads_the_paired_differences():
+    from page import verdict
+
+    a = pd.Series([0.60, 0.52, 0.64], index=[0, 1, 2])
+    b = pd.Series([0.50, 0.50, 0.54], index=[0, 1, 2])
+    # differences 0.10, 0.02, 0.10: mean 0.073, 95 % half-width 4.30 * 0.046 / 1.73 = 0.115
+    assert verdict(a, b) == "level"
+    # the same means, but every seed ahead by about 0.07: the interval excludes zero
+    assert verdict(b + 0.07 + pd.Series([0.0, 0.001, 0.002]), b) == "ahead"
+    assert verdict(b, b + 0.07 + pd.Series([0.0, 0.001, 0.002])) == "behind"
+    # seeds in common are paired; a seed one method lacks is left out of the pairs
+    assert verdict(pd.Series([0.80, 0.80, 0.10], index=[0, 1, 5]), b) == "ahead"
 
 
 def test_the_results_page_reads_in_five_minutes():
