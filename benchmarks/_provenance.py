@@ -114,3 +114,53 @@ def stop_recorder(reasons: list[str]):
             reasons.append(stop_reason(trainer))
 
     return StopRecorder()
+
+
+def machine(accelerator: str = "cpu") -> dict[str, str]:
+    """The hardware a timing ran on: CPU model and instruction set, cores, GPU name.
+
+    ``isa``: ``"AVX512-BF16/AMX"``, ``"AVX512-BF16"``, ``"AVX512"``, ``"AVX2"`` or ``"other"``
+    from ``/proc/cpuinfo`` (``"unknown"`` where it cannot be read).
+    """
+    import os
+
+    model, flags = "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    if not flags:
+        isa = "unknown"
+    elif "avx512_bf16" in flags:
+        isa = "AVX512-BF16/AMX" if "amx_bf16" in flags else "AVX512-BF16"
+    elif "avx512f" in flags:
+        isa = "AVX512"
+    elif "avx2" in flags:
+        isa = "AVX2"
+    else:
+        isa = "other"
+    out = {"cpu": model, "isa": isa, "cores": str(os.cpu_count())}
+    if accelerator == "gpu":
+        import torch
+
+        out["gpu"] = torch.cuda.get_device_name()
+    return out
+
+
+def append_rows(path: Path, rows: list[dict]) -> None:
+    """Append ``rows`` to the CSV at ``path`` (created with their columns if absent).
+
+    Columns a new row lacks stay empty; columns new to the file are added to it.
+    """
+    import pandas as pd
+
+    new = pd.DataFrame(rows)
+    if path.exists():
+        new = pd.concat([pd.read_csv(path), new], ignore_index=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new.to_csv(path, index=False)

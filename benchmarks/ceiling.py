@@ -11,7 +11,9 @@ same split (``_data.heldout_split``): classifiers trained on the training cells'
 perceptron with one hidden layer of 128 units has the shape of DCCA's epigenome encoder; one
 four times as wide, with stronger L2 regularisation, asks whether more capacity reads more. The
 figures bound what the peaks let a model of that kind recover, so they say how far an
-unsupervised epigenome latent can be expected to go. Writes ``benchmarks/output/ceiling.md``.
+unsupervised epigenome latent can be expected to go. Writes ``benchmarks/output/ceiling.md``
+and appends one row per data set, classifier and seed to ``--csv``
+(``benchmarks/results/ceiling.csv``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
 from _data import heldout_split
+from _provenance import append_rows, code_version
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -82,11 +85,27 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        default=Path(__file__).parent / "results" / "ceiling.csv",
+        help="CSV the scores are appended to (one row per data set, classifier and seed)",
+    )
     args = parser.parse_args()
     rows = ["| data | classifier | held-out accuracy |", "|---|---|---|"]
     for name in args.datasets:
         with threadpool_limits(args.threads):
             scores = held_out_accuracy(name, args.seeds)
+        version = code_version()
+        append_rows(
+            args.csv,
+            [
+                {"version": version, "dataset": name, "classifier": method, "seed": seed,
+                 "heldout_accuracy": value}
+                for method, values in scores.items()
+                for seed, value in zip(args.seeds, values, strict=True)
+            ],
+        )  # fmt: skip
         for method, values in scores.items():
             spread = f" ± {np.std(values):.3f}" if len(values) > 1 else ""
             rows.append(f"| {name} | {method} | {np.mean(values):.3f}{spread} |")

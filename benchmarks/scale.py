@@ -12,9 +12,9 @@ new peak's column from a real peak, so every cell's calls are real calls and acc
 stays as sparse as in the data), trains DCCA's alternating schedule (both VAEs every
 minibatch, no validation pass) for ``--epochs`` epochs, and reports the median epoch time,
 cells/s and the child's peak RSS (``ru_maxrss``, data included; on a GPU also the peak GPU
-memory allocated by torch). Writes ``benchmarks/output/scale_b<batch size>.md``
-(``_gpu`` appended for ``--accelerator gpu``).
-"""
+memory allocated by torch). Writes ``benchmarks/output/scale_b<batch size>.md`` (``_gpu``
+appended for ``--accelerator gpu``) and appends one row per size to ``--csv``
+(``benchmarks/results/scale.csv``, with the code version and the machine)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ import torch
 from scipy import sparse
 
 import scdcca
+from _provenance import append_rows, code_version, machine
 from _timing import EpochTimer, gpu_peak_gib
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -110,6 +111,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
     parser.add_argument("--data-dir", type=Path, default=DATA)
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        default=Path(__file__).parent / "results" / "scale.csv",
+        help="CSV the rows are appended to (one per size; machine and code version included)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -138,6 +145,10 @@ def main() -> None:
             continue
         r = json.loads(found[0][len("RESULT ") :])
         print(r, flush=True)
+        context = {"date": time.strftime("%Y-%m-%d"), "version": code_version()}
+        context |= machine(args.accelerator) | {"threads": args.threads, "epochs": args.epochs}
+        row = {k: v for k, v in r.items() if k != "epochs_s"}
+        append_rows(args.csv, [{**context, "accelerator": args.accelerator, **row}])
         lines.append(
             f"| {n_cells:,} | {args.regions:,} | {r['nnz_atac_per_cell']:.0f} | "
             f"{r['epoch_s']:.1f} | {r['cells_per_s']:,.0f} | {r['peak_rss_gib']:.2f} | "

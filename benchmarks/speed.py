@@ -18,7 +18,9 @@ FLOPs of one epoch over this machine's measured GEMM rate in the dtype of scdcca
 decoder heads: bfloat16 where ``--head-precision`` picks it, else float32); the ratio is
 the median of the rounds' ratios, with their range. Writes a markdown table to
 ``benchmarks/output/speed_<dataset>.md`` (``_nb`` appended for ``--rna-likelihood nb``,
-``_float32`` for ``--head-precision float32``, ``_gpu`` for ``--accelerator gpu``). On a GPU
+``_float32`` for ``--head-precision float32``, ``_gpu`` for ``--accelerator gpu``) and appends
+one row per tool to ``--csv`` (``benchmarks/results/speed.csv``) with the date, the code
+version, the CPU model and instruction set (``isa``) or GPU name, and the settings. On a GPU
 the floor is measured there and the table adds each tool's peak GPU memory (allocated by
 torch) during its first fit.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import time
 import warnings
 from pathlib import Path
 
@@ -36,6 +39,7 @@ import scvi
 import torch
 
 import scdcca
+from _provenance import append_rows, code_version, machine
 from _timing import (
     EpochTimer,
     PeakRSS,
@@ -109,6 +113,12 @@ def main() -> None:
     parser.add_argument("--head-precision", default="auto", choices=HEAD_PRECISIONS)
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
     parser.add_argument("--data-dir", type=Path, default=DATA)
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        default=Path(__file__).parent / "results" / "speed.csv",
+        help="CSV the rows are appended to (one per tool; machine and code version included)",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
@@ -191,6 +201,35 @@ def main() -> None:
         ]
     text = "\n".join(lines)
     print(text)
+    context = {
+        "date": time.strftime("%Y-%m-%d"),
+        "version": code_version(),
+        **machine(args.accelerator),
+        "dataset": args.dataset,
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "rounds": args.rounds,
+        "accelerator": args.accelerator,
+        "head_dtype": dtype_name,
+        "floor_s": floor,
+    }
+    rows = []
+    for name, runs in fits.items():
+        median = float(np.median(seconds[name]))
+        rows.append(
+            {
+                **context,
+                "method": name,
+                "s_per_epoch": median,
+                "rounds_s": " ".join(f"{s:.3f}" for s in seconds[name]),
+                "cells_per_s": n_train / median,
+                "peak_rss_gib": runs[0]["rss"],
+                "peak_gpu_gib": runs[0].get("gpu"),
+                "floor_fraction": floor / median if name.startswith("scdcca") else None,
+            }
+        )
+    append_rows(args.csv, rows)
     out = Path(__file__).parent / "output"
     out.mkdir(exist_ok=True)
     suffix = "" if args.rna_likelihood == "zinb" else f"_{args.rna_likelihood}"
