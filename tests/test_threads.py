@@ -1,7 +1,8 @@
 """Training leaves the cores other processes are busy on to them, unless told a number."""
 
 import logging
-import multiprocessing
+import subprocess
+import sys
 import time
 
 import pytest
@@ -29,23 +30,17 @@ def test_busy_cores_reads_the_kernel_count_less_the_reader(tmp_path):
     assert busy_cores(loadavg=tmp_path / "absent") is None
 
 
-def _spin(seconds: float) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
-
-
 def test_busy_cores_sees_a_running_process():
     if busy_cores() is None:
         pytest.skip("the kernel's count of running threads is not readable here")
-    worker = multiprocessing.get_context("spawn").Process(target=_spin, args=(20.0,))
-    worker.start()
+    spin = "import time\nend = time.monotonic() + 20\nwhile time.monotonic() < end:\n    pass"
+    worker = subprocess.Popen([sys.executable, "-c", spin])
     try:
-        time.sleep(2.0)  # the interpreter has started and spins
+        time.sleep(1.0)  # the interpreter has started and spins
         assert busy_cores() >= 1
     finally:
-        worker.terminate()
-        worker.join()
+        worker.kill()
+        worker.wait()
 
 
 @pytest.mark.usefixtures("unchosen")
