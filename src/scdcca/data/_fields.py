@@ -2,7 +2,7 @@
 
 scvi-tools calls a field's ``register_field`` when :meth:`~scdcca.DCCA.setup_mudata`
 registers a MuData and its ``transfer_field`` when a model reads a MuData it was not set up
-with (or is loaded onto one). :class:`ModalityField` checks there, with DCCA's messages, that
+with (or is loaded onto one). :class:`ModalityLayerField` checks there, with DCCA's messages, that
 the matrix exists and holds real numbers, that its features are the model's (transfer), and
 scans its values once: non-finite values are refused, empty cells and features and a CSC
 layout give an :class:`~scdcca.data.InputWarning`, and what the scan found is kept in the
@@ -59,7 +59,7 @@ class ModalityLayerField(LayerField):
         """Register the matrix (read as it is, never converted) after one scan of its values.
 
         The state registry holds the scan's findings under ``"scan"`` (counts of problem
-        values and the mean of non-zero values per measured cell).
+        values and the mean number of non-zero values per measured cell).
         """
         state = super().register_field(adata)
         matrix = self._matrix(adata)

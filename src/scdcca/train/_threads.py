@@ -78,8 +78,8 @@ def threads_for_training() -> Iterator[int]:
     Yields the number of threads used, and logs it when it is lower than torch's setting.
     """
     current = torch.get_num_threads()
-    busy = busy_cores()
-    threads = training_threads(busy, available_cores(), current)
+    busy, cores = busy_cores(), available_cores()
+    threads = training_threads(busy, cores, current)
     if threads < current:
         logger.info(
             "Training on %d CPU thread(s) instead of %d: other processes are running on %d of "
@@ -87,7 +87,7 @@ def threads_for_training() -> Iterator[int]:
             threads,
             current,
             busy,
-            available_cores(),
+            cores,
         )
     torch.set_num_threads(threads)
     try:
