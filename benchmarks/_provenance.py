@@ -120,9 +120,12 @@ def machine(accelerator: str = "cpu") -> dict[str, str]:
     """The hardware a timing ran on: CPU model and instruction set, cores, GPU name.
 
     ``isa``: ``"AVX512-BF16/AMX"``, ``"AVX512-BF16"``, ``"AVX512"``, ``"AVX2"`` or ``"other"``
-    from ``/proc/cpuinfo`` (``"unknown"`` where it cannot be read).
+    from ``/proc/cpuinfo`` (``"unknown"`` where it cannot be read); ``torch_isa``: the
+    instruction set torch's kernels use (lower where ``ATEN_CPU_CAPABILITY`` limits them).
     """
     import os
+
+    import torch
 
     model, flags = "unknown", set()
     try:
@@ -144,10 +147,13 @@ def machine(accelerator: str = "cpu") -> dict[str, str]:
         isa = "AVX2"
     else:
         isa = "other"
-    out = {"cpu": model, "isa": isa, "cores": str(os.cpu_count())}
+    out = {
+        "cpu": model,
+        "isa": isa,
+        "torch_isa": torch.backends.cpu.get_cpu_capability(),
+        "cores": str(os.cpu_count()),
+    }
     if accelerator == "gpu":
-        import torch
-
         out["gpu"] = torch.cuda.get_device_name()
     return out
 

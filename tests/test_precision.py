@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -119,6 +123,22 @@ def test_head_precision_rule():
     auto = head_dtype("auto", cpu, training=True)
     assert auto == (torch.bfloat16 if native_cpu_bfloat16() else None)
     assert head_dtype("auto", torch.device("meta"), training=True) is None
+
+
+def test_auto_keeps_float32_where_torch_is_limited_to_avx2():
+    # torch's kernels limited to AVX2 behave as on a CPU without bfloat16 arithmetic
+    code = (
+        "import torch; from scdcca.module._precision import head_dtype; "
+        "print(torch.backends.cpu.get_cpu_capability(), "
+        "head_dtype('auto', torch.device('cpu'), training=True))"
+    )
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    if out[0] != "AVX2":  # a CPU without AVX2: torch runs its default kernels
+        assert out[0] == "DEFAULT"
+    assert out[1] == "None"
 
 
 def test_unknown_head_precision_is_refused(kidney):

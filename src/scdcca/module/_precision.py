@@ -30,7 +30,13 @@ def check_head_precision(precision: str) -> str:
 
 
 def native_cpu_bfloat16() -> bool:
-    """Whether this CPU has bfloat16 dot products (AVX512-BF16 or AMX tiles)."""
+    """Whether this CPU has bfloat16 dot products (AVX512-BF16 or AMX tiles) that torch uses.
+
+    ``False`` where torch's kernels are limited below AVX-512 (``ATEN_CPU_CAPABILITY=avx2``),
+    so that such a run behaves as on a CPU without them.
+    """
+    if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        return False
     cpu = getattr(torch, "cpu", None)
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
