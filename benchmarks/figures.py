@@ -3,10 +3,13 @@
 Usage::
 
     python benchmarks/figures.py --out benchmarks/results
-    # rows kept apart (e.g. converged peers) drawn beside the committed ones:
-    python benchmarks/figures.py --out benchmarks/results --extra benchmarks/results/converged
+    # with the rows kept apart (converged peers, scdcca on the current code):
+    python benchmarks/figures.py --out benchmarks/results \
+        --extra benchmarks/results/converged benchmarks/results/scdcca
 
-Reads every ``<dataset>.csv`` in ``--out`` (and ``--extra``) and writes
+Reads every ``<dataset>.csv`` in ``--out`` (and ``--extra``), keeps the newest row of each
+method, data set, latent and seed (``page.newest``: a converged run replaces the capped run of
+its seed, a rerun on newer code the older row) and writes
 ``<figures>/embedding.png``, ``cross_modal.png`` and ``heldout.png`` (``--figures``, default
 ``<out>/figures``) for the tasks present: one panel per data set and metric of the page's
 summary tables (``page.SUMMARY``), one dot per training seed, a bar at the mean. A filled dot:
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from page import DATASETS, NAMES, SUMMARY, UNRANKED, _order, entries, load, stop
+from page import DATASETS, NAMES, SUMMARY, UNRANKED, _order, entries, load, newest, stop
 
 COLORS = {
     "scdcca": "tab:red", "scdcca_no_transfer": "salmon", "scdcca_cycle": "darkred",
@@ -132,7 +135,7 @@ def draw(table: pd.DataFrame, task: str, path: Path) -> bool:
 
 def draw_all(out: Path, figures: Path | None = None, extra: tuple[Path, ...] = ()) -> list[Path]:
     """Every task's figure from the CSVs in ``out`` (and ``extra``); the paths written."""
-    table = load(out, *extra)
+    table = newest(load(out, *extra))
     figures = figures or out / "figures"
     written = []
     for task in SUMMARY:

@@ -84,6 +84,24 @@ def load(out: Path, *extra: Path) -> pd.DataFrame:
     return table[table["status"].fillna("ok") == "ok"].reset_index(drop=True)
 
 
+#: What one row measures; a later row with the same key replaces an earlier one.
+ROW_KEY = ["dataset", "task", "method", "latent", "seed"]
+
+
+def newest(table: pd.DataFrame) -> pd.DataFrame:
+    """The newest row of each measurement (:data:`ROW_KEY`).
+
+    Rows with a ``version`` replace rows without one, and a later row (later folder, later in
+    its CSV, as :func:`load` reads them) an earlier one. So a peer's run to its own stopping
+    rule replaces its capped run of the same seed, and a rerun on newer code the older row.
+    """
+    versioned = table["version"].astype("string").str.strip().replace("", pd.NA).notna()
+    order = table.assign(_versioned=versioned.to_numpy(), _position=range(len(table)))
+    order = order.sort_values(["_versioned", "_position"], kind="stable")
+    kept = order.drop_duplicates(ROW_KEY, keep="last").sort_values("_position")
+    return kept.drop(columns=["_versioned", "_position"]).reset_index(drop=True)
+
+
 def stop(row: pd.Series) -> tuple[bool, str]:
     """``(capped, label)`` of one row: whether a cap ended (or bounded) its training.
 
@@ -241,8 +259,11 @@ def provenance(table: pd.DataFrame) -> str:
 
 
 def summary(out: Path, *extra: Path) -> str:
-    """The README's tables: one section per task, one table per headline metric."""
-    table = load(out, *extra)
+    """The README's tables: one section per task, one table per headline metric.
+
+    From the newest row of each method, data set, latent and seed (:func:`newest`).
+    """
+    table = newest(load(out, *extra))
     if table.empty:
         return f"No CSV in {out}."
     sections = []
@@ -453,13 +474,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--details", action="store_true", help="full tables and targets")
+    parser.add_argument(
+        "--extra",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="more folders of <dataset>.csv read after --out (summary only)",
+    )
     args = parser.parse_args()
     if args.details:
         print(tables(args.out))
         print()
         print(targets(args.out))
     else:
-        print(summary(args.out))
+        print(summary(args.out, *args.extra))
 
 
 if __name__ == "__main__":

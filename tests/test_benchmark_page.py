@@ -148,3 +148,26 @@ def test_the_results_page_reads_in_five_minutes():
         assert f"results/figures/{task}.png" in page
     assert "(DETAILS.md)" in page
     assert (root / "DETAILS.md").exists()
+
+
+def test_a_converged_or_newer_row_replaces_the_capped_or_older_one(tmp_path):
+    from page import load, newest
+
+    _synthetic(tmp_path / "toy.csv")
+    table = newest(load(tmp_path, _converged(tmp_path / "converged")))
+    multivi = table[(table["method"] == "multivi") & (table["task"] == "embedding")]
+    assert multivi.set_index("seed")["stopped_by"].fillna("").to_dict() == {
+        0: "early_stopping",  # the converged seed 0 replaced the capped one
+        1: "",
+        2: "",
+    }
+    again = _converged(tmp_path / "again")  # the same row once more, later: one row stays
+    assert len(newest(load(tmp_path, tmp_path / "converged", again))) == len(table)
+    # a row without a version never replaces one that has it, wherever it comes
+    older = tmp_path / "older"
+    older.mkdir()
+    row = multivi[multivi["seed"] == 0].assign(version="", bio_conservation=0.1)
+    row.to_csv(older / "toy.csv", index=False)
+    kept = newest(load(tmp_path, tmp_path / "converged", older))
+    mine = kept[(kept["method"] == "multivi") & (kept["task"] == "embedding")]
+    assert mine.loc[mine["seed"] == 0, "bio_conservation"].tolist() == [0.55]
