@@ -212,6 +212,7 @@ def main() -> None:
         "rounds": args.rounds,
         "accelerator": args.accelerator,
         "head_dtype": dtype_name,
+        "gemm_gflops": round(gflops, 1),
         "floor_s": floor,
     }
     rows = []
