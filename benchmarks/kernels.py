@@ -9,8 +9,9 @@ Times forward and backward of one minibatch (median of ``--repeats``) for
   calls, both in float32,
 
 and checks that both give the same loss. Rows are appended to ``--out`` (default
-``benchmarks/results/kernels.csv``) with the CPU's instruction set, the thread count and the
-machine's one-minute load average (timings mean little above the number of cores)::
+``benchmarks/results/kernels.csv``) with the CPU, its instruction set and the one torch used,
+the code version, the thread count and the machine's one-minute load average (timings mean
+little above the number of cores)::
 
     python benchmarks/kernels.py --threads 1
 """
@@ -18,7 +19,6 @@ machine's one-minute load average (timings mean little above the number of cores
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import time
 from pathlib import Path
@@ -27,15 +27,7 @@ import numpy as np
 import torch
 from scipy import sparse
 
-
-def cpu_features() -> str:
-    """``avx2``, ``avx512``, ``avx512_bf16`` and ``amx`` as far as ``/proc/cpuinfo`` lists them."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split("flags")[1].split("\n")[0].split())
-    except (OSError, IndexError):
-        return "unknown"
-    wanted = {"avx2": "avx2", "avx512f": "avx512", "avx512_bf16": "avx512_bf16", "amx_tile": "amx"}
-    return "+".join(name for flag, name in wanted.items() if flag in flags) or "none"
+from _provenance import append_rows, code_version, machine
 
 
 def median_ms(loss_fn, leaves: list[torch.Tensor], repeats: int) -> tuple[float, float]:
@@ -126,46 +118,28 @@ def main(argv: list[str] | None = None) -> None:
     )
     results.append(("bernoulli_head", "torch linear + BCE with logits", calls, kernel, reference))
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.out.exists()
-    with args.out.open("a", newline="") as handle:
-        writer = csv.writer(handle)
-        if new:
-            writer.writerow(
-                [
-                    "kernel",
-                    "reference",
-                    "data",
-                    "cells",
-                    "features",
-                    "nonzero_fraction",
-                    "cpu",
-                    "threads",
-                    "load_average",
-                    "kernel_ms",
-                    "reference_ms",
-                    "speedup",
-                    "loss_relative_difference",
-                ]
-            )
-        for name, reference_name, matrix, (k_ms, k_loss), (r_ms, r_loss) in results:
-            row = [
-                name,
-                reference_name,
-                args.data.stem,
-                matrix.shape[0],
-                matrix.shape[1],
-                round(matrix.nnz / np.prod(matrix.shape), 4),
-                cpu_features(),
-                args.threads,
-                round(os.getloadavg()[0], 2),
-                round(k_ms, 2),
-                round(r_ms, 2),
-                round(r_ms / k_ms, 2),
-                f"{abs(k_loss - r_loss) / abs(r_loss):.1e}",
-            ]
-            writer.writerow(row)
-            print(f"{name}: {k_ms:.1f} ms, {reference_name} {r_ms:.1f} ms ({r_ms / k_ms:.1f}x)")
+    rows = []
+    for name, reference_name, matrix, (k_ms, k_loss), (r_ms, r_loss) in results:
+        rows.append(
+            {
+                "kernel": name,
+                "reference": reference_name,
+                "data": args.data.stem,
+                "cells": matrix.shape[0],
+                "features": matrix.shape[1],
+                "nonzero_fraction": round(matrix.nnz / np.prod(matrix.shape), 4),
+                **machine(),
+                "version": code_version(),
+                "threads": args.threads,
+                "load_average": round(os.getloadavg()[0], 2),
+                "kernel_ms": round(k_ms, 2),
+                "reference_ms": round(r_ms, 2),
+                "speedup": round(r_ms / k_ms, 2),
+                "loss_relative_difference": f"{abs(k_loss - r_loss) / abs(r_loss):.1e}",
+            }
+        )
+        print(f"{name}: {k_ms:.1f} ms, {reference_name} {r_ms:.1f} ms ({r_ms / k_ms:.1f}x)")
+    append_rows(args.out, rows)
 
 
 if __name__ == "__main__":
