@@ -19,6 +19,7 @@ import torch
 from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
+from scvi import settings
 
 from scdcca._blocks import row_slices
 from scdcca._constants import BATCH_KEY, MODALITIES, OBSERVED_KEYS, TENSOR_KEYS, Modality
@@ -254,8 +255,12 @@ class StreamMixin:
         indices: Sequence[int] | None,
         batch_size: int | None,
     ) -> Iterator[dict[str, torch.Tensor]]:
-        """Minibatches of new data holding the model's features of each modality."""
-        batch_size = batch_size or 256
+        """Minibatches of new data holding the model's features of each modality.
+
+        ``batch_size=None`` reads ``scvi.settings.batch_size`` cells at a time, as the data
+        loaders of registered cells do.
+        """
+        batch_size = batch_size or settings.batch_size  # as scvi-tools' loaders
         args = self.adata_manager.registry["setup_args"]
         streams = []
         for modality in modalities:
