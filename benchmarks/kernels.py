@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     results.append(("bernoulli_head", "torch linear + BCE with logits", calls, kernel, reference))
 
-    rows = []
+    rows, context = [], {**machine(), "version": code_version()}
     for name, reference_name, matrix, (k_ms, k_loss), (r_ms, r_loss) in results:
         rows.append(
             {
@@ -128,8 +128,7 @@ def main(argv: list[str] | None = None) -> None:
                 "cells": matrix.shape[0],
                 "features": matrix.shape[1],
                 "nonzero_fraction": round(matrix.nnz / np.prod(matrix.shape), 4),
-                **machine(),
-                "version": code_version(),
+                **context,
                 "threads": args.threads,
                 "load_average": round(os.getloadavg()[0], 2),
                 "kernel_ms": round(k_ms, 2),

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -48,9 +49,8 @@ import scdcca
 from _provenance import append_rows, code_version, machine
 from _timing import dcca_flops_per_cell, matmul_gflops
 from scdcca.module._precision import head_dtype
+from speed import DATA, EPIGENOME
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-EPIGENOME = {"scicar_kidney": "atac", "pairedtag_h3k4me3": "histone", "scicar_a549": "atac"}
 GEMM = {"aten::mm", "aten::addmm", "aten::addmv_", "aten::bmm", "aten::mv"}
 TRANSCENDENTAL = {
     "aten::sigmoid", "aten::sigmoid_", "aten::softplus", "aten::log", "aten::log_",
@@ -173,7 +173,7 @@ def main() -> None:
     gflops = matmul_gflops(atac.shape[1], batch=args.batch_size, dtype=dtype, device="cpu")
     floor = flops / (gflops * 1e9)
     row = {
-        "date": str(__import__("datetime").date.today()),
+        "date": time.strftime("%Y-%m-%d"),
         "version": code_version(),
         **machine(),
         "threads": args.threads,
