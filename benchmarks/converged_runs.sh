@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Joint-embedding runs of the deep peers trained until their own early stopping stops them
-# (no wall-clock cap: --max-time 0), seed 0, one thread, one process at a time, appended to
+# (no wall-clock cap: --max-time 0), one thread, one process at a time, appended to
 # benchmarks/results/converged/<dataset>.csv (kept apart from the committed CSVs, whose peers
 # ran under a 5-minute cap, until the rows are merged). Smaller data sets first: MULTIVI, then
 # scVI + PeakVI, then the RNA-only references scVI and PCA.
@@ -10,8 +10,9 @@
 # With UNTIL set, a run starts only if its worst case (below) ends before that time, and its
 # worker is given --worker-timeout up to 4 minutes before it (a fit slower than the worst case,
 # e.g. on a busy machine, is then killed and recorded as a failed row, never as a result);
-# without UNTIL every run starts, with no time limit. Each run's log: $LOGS/<name>.log
-# (default /tmp/converged_runs). A run whose seed-0 row is already in the CSV is skipped;
+# without UNTIL every run starts, with no time limit. SEEDS (default "0") lists the training
+# seeds, each seed running the whole chain in turn. Each run's log: $LOGS/<name>_s<seed>.log
+# (default /tmp/converged_runs). A run whose row for that seed is already in the CSV is skipped;
 # with RUNS set (names separated by spaces) only those runs start. Multigrate runs need
 # MULTIGRATE_PYTHON, the interpreter of its own environment (see benchmarks/_peers.py), and
 # are skipped without it.
@@ -40,18 +41,17 @@ KIDNEY="--data $D/scicar_kidney.h5mu --rna rna --epi atac --label cell_type"
 A549="--data $D/scicar_a549.h5mu --rna rna --epi atac --label treatment_time"
 SNARE="--data $D/snare_cortex.h5mu --rna rna --epi atac --label subclass --batch sample --binarize"
 MG="--methods multigrate --peer-python multigrate=${MULTIGRATE_PYTHON:-unset}"
-O="--tasks embedding --latents joint --seeds 0 --threads 1 --max-time 0 --out benchmarks/results/converged"
 
-done_already() {  # done_already <dataset> <method>: a seed-0 "ok" row is in the output CSV
+done_already() {  # done_already <dataset> <method> <seed>: an "ok" row is in the output CSV
     python -c "import sys, pandas as pd; d = pd.read_csv(sys.argv[1]); \
-sys.exit(0 if ((d.method == sys.argv[2]) & (d.seed == 0) & (d.status == 'ok')).any() else 1)" \
-        "benchmarks/results/converged/$1.csv" "$2" 2> /dev/null
+sys.exit(0 if ((d.method == sys.argv[2]) & (d.seed == int(sys.argv[3])) & (d.status == 'ok')).any() else 1)" \
+        "benchmarks/results/converged/$1.csv" "$2" "$3" 2> /dev/null
 }
 
 run() {  # run <name> <worst-case minutes> <run.py arguments...>
-    local name=$1 minutes=$2
+    local name=${1}_s$SEED minutes=$2
     shift 2
-    if [ -n "${RUNS:-}" ] && [[ " $RUNS " != *" $name "* ]]; then
+    if [ -n "${RUNS:-}" ] && [[ " $RUNS " != *" ${name%_s*} "* ]]; then
         return
     fi
     local data method previous=""
@@ -62,7 +62,7 @@ run() {  # run <name> <worst-case minutes> <run.py arguments...>
         esac
         previous=$argument
     done
-    if done_already "$data" "$method"; then
+    if done_already "$data" "$method" "$SEED"; then
         echo "[$(date -u +%H:%M:%S)] skip $name: its row is in the CSV"
         return
     fi
@@ -81,7 +81,8 @@ run() {  # run <name> <worst-case minutes> <run.py arguments...>
 }
 
 # shellcheck disable=SC2086  # the option strings are split on purpose
-{
+for SEED in ${SEEDS:-0}; do
+    O="--tasks embedding --latents joint --seeds $SEED --threads 1 --max-time 0 --out benchmarks/results/converged"
     run scglue_pairedtag 110 $PTAG --methods scglue $O
     run multivi_pairedtag 38 $PTAG --methods multivi $O
     run multivi_kidney 64 $KIDNEY --methods multivi $O
@@ -102,5 +103,5 @@ run() {  # run <name> <worst-case minutes> <run.py arguments...>
         run multigrate_snare 28 $SNARE $MG $O
         run multigrate_kidney 16 $KIDNEY $MG $O
     fi
-}
+done
 echo "[$(date -u +%H:%M:%S)] chain done"
