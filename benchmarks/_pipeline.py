@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import shutil
 import tempfile
 import time
@@ -156,6 +158,38 @@ def task_embedding(ctx: Context, methods: list[str], seed: int) -> list[dict]:
     return list(rows.values()) + failed
 
 
+def _fold_fit(ctx: Context, method: str, seed: int, fold: int, train, test) -> Outcome:
+    """One cross-modal fold's fit, read from ``--fold-cache`` when an earlier run kept it.
+
+    With ``--fold-cache DIR`` every successful fold's predictions and cost are kept in DIR
+    under the data set, method, seed, fold count, fold, training caps and the held-out cells,
+    so a run cut short (a session's end, ``--worker-timeout``) resumes at its first missing
+    fold; a fold that failed is fitted again.
+    """
+    a = ctx.args
+    fit = lambda: ctx.fit(method, "cross_modal", seed, train, test, f"_fold{fold}")  # noqa: E731
+    if a.fold_cache is None:
+        return fit()
+    cells = hashlib.sha1(np.asarray(test, dtype=np.int64).tobytes()).hexdigest()[:10]
+    caps = f"e{a.max_epochs or 'default'}_t{a.max_time or 'none'}"
+    path = a.fold_cache / f"{ctx.name}_{method}_seed{seed}_{a.folds}folds{fold}_{caps}_{cells}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as kept:
+            meta = json.loads(str(kept["meta"]))
+            arrays = {k: kept[k] for k in kept.files if k != "meta"}
+        print(f"    {method} fold {fold}: kept from {path}", flush=True)
+        return Outcome(arrays, meta["fit_s"], meta["peak_rss_mib"], meta["info"])
+    outcome = fit()
+    if not outcome.error:
+        a.fold_cache.mkdir(parents=True, exist_ok=True)
+        meta = {"fit_s": outcome.fit_s, "peak_rss_mib": outcome.peak_rss_mib}
+        meta["info"] = outcome.info
+        partial = path.with_suffix(".partial.npz")
+        np.savez(partial, meta=json.dumps(meta), **outcome.arrays)
+        partial.replace(path)
+    return outcome
+
+
 def task_cross_modal(ctx: Context, methods: list[str], seed: int) -> list[dict]:
     """``--folds``-fold prediction of each modality from the other."""
     splits = folds(ctx.n_cells, ctx.args.folds, seed)
@@ -166,7 +200,7 @@ def task_cross_modal(ctx: Context, methods: list[str], seed: int) -> list[dict]:
         scores = CrossModal()
         fit_s, peak, info, stops, error = 0.0, 0.0, [], [], None
         for fold, (train, test) in enumerate(splits):
-            outcome = ctx.fit(method, "cross_modal", seed, train, test, f"_fold{fold}")
+            outcome = _fold_fit(ctx, method, seed, fold, train, test)
             if outcome.error:
                 error = outcome
                 break

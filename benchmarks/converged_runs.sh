@@ -12,10 +12,12 @@
 # e.g. on a busy machine, is then killed and recorded as a failed row, never as a result);
 # without UNTIL every run starts, with no time limit. SEEDS (default "0") lists the training
 # seeds, each seed running the whole chain in turn. Each run's log: $LOGS/<name>_s<seed>.log
-# (default /tmp/converged_runs). A run whose row for that seed is already in the CSV is skipped;
-# with RUNS set (names separated by spaces) only those runs start. Multigrate runs need
-# MULTIGRATE_PYTHON, the interpreter of its own environment (see benchmarks/_peers.py), and
-# are skipped without it.
+# (default /tmp/converged_runs). A run whose row for that seed and task is already in the CSV
+# is skipped; with RUNS set (names separated by spaces) only those runs start. Cross-modal
+# runs keep each finished fold in $FOLD_CACHE (default /work/fold_cache; run.py --fold-cache),
+# so one cut short resumes at its first missing fold; their worst case is that of one fold.
+# Multigrate runs need MULTIGRATE_PYTHON, the interpreter of its own environment (see
+# benchmarks/_peers.py), and are skipped without it.
 #
 # Worst cases (minutes): Multigrate 200 epochs (its limit) at the seconds per epoch of
 # short fits with one thread, times 1.2, plus 4 minutes. Every other model trains to its epoch limit (MULTIVI and PeakVI 500, scVI
@@ -32,6 +34,7 @@ cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 D=${DATA:-/work/shared/data}
 LOGS=${LOGS:-/tmp/converged_runs}
+FOLDS=${FOLD_CACHE:-/work/fold_cache}
 mkdir -p "$LOGS"
 DEADLINE=""
 if [ -n "${UNTIL:-}" ]; then DEADLINE=$(date -u -d "$UNTIL" +%s); fi
@@ -42,10 +45,11 @@ A549="--data $D/scicar_a549.h5mu --rna rna --epi atac --label treatment_time"
 SNARE="--data $D/snare_cortex.h5mu --rna rna --epi atac --label subclass --batch sample --binarize"
 MG="--methods multigrate --peer-python multigrate=${MULTIGRATE_PYTHON:-unset}"
 
-done_already() {  # done_already <dataset> <method> <seed>: an "ok" row is in the output CSV
+done_already() {  # done_already <dataset> <method> <seed> <task>: an "ok" row is in the CSV
     python -c "import sys, pandas as pd; d = pd.read_csv(sys.argv[1]); \
-sys.exit(0 if ((d.method == sys.argv[2]) & (d.seed == int(sys.argv[3])) & (d.status == 'ok')).any() else 1)" \
-        "benchmarks/results/converged/$1.csv" "$2" "$3" 2> /dev/null
+sys.exit(0 if ((d.method == sys.argv[2]) & (d.seed == int(sys.argv[3])) & (d.task == sys.argv[4]) \
+& (d.status == 'ok')).any() else 1)" \
+        "benchmarks/results/converged/$1.csv" "$2" "$3" "$4" 2> /dev/null
 }
 
 run() {  # run <name> <worst-case minutes> <run.py arguments...>
@@ -54,15 +58,16 @@ run() {  # run <name> <worst-case minutes> <run.py arguments...>
     if [ -n "${RUNS:-}" ] && [[ " $RUNS " != *" ${name%_s*} "* ]]; then
         return
     fi
-    local data method previous=""
+    local data method task previous=""
     for argument in "$@"; do
         case $previous in
             --data) data=$(basename "$argument" .h5mu) ;;
             --methods) method=$argument ;;
+            --tasks) task=$argument ;;
         esac
         previous=$argument
     done
-    if done_already "$data" "$method" "$SEED"; then
+    if done_already "$data" "$method" "$SEED" "$task"; then
         echo "[$(date -u +%H:%M:%S)] skip $name: its row is in the CSV"
         return
     fi
@@ -83,6 +88,7 @@ run() {  # run <name> <worst-case minutes> <run.py arguments...>
 # shellcheck disable=SC2086  # the option strings are split on purpose
 for SEED in ${SEEDS:-0}; do
     O="--tasks embedding --latents joint --seeds $SEED --threads 1 --max-time 0 --out benchmarks/results/converged"
+    X="--tasks cross_modal --seeds $SEED --threads 1 --max-time 0 --out benchmarks/results/converged --fold-cache $FOLDS"
     run scglue_pairedtag 110 $PTAG --methods scglue $O
     run multivi_pairedtag 38 $PTAG --methods multivi $O
     run multivi_kidney 64 $KIDNEY --methods multivi $O
@@ -97,6 +103,7 @@ for SEED in ${SEEDS:-0}; do
     run pca_rna_pairedtag 4 $PTAG --methods pca_rna $O
     run pca_rna_kidney 4 $KIDNEY --methods pca_rna $O
     run pca_rna_a549 4 $A549 --methods pca_rna $O
+    run multivi_crossmodal_pairedtag 35 $PTAG --methods multivi $X
     if [ -n "${MULTIGRATE_PYTHON:-}" ]; then
         run multigrate_pairedtag 11 $PTAG $MG $O
         run multigrate_a549 12 $A549 $MG $O

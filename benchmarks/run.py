@@ -97,7 +97,8 @@ Tasks:
   ``_metrics.CrossModal`` (RNA -> epigenome AUROC, AUPRC, per-cell and per-region Pearson,
   pseudo-bulk per label within each fold, plain and label-specific; epigenome -> RNA
   per-cell, per-gene and pseudo-bulk Pearson). ``fit_s`` is summed over folds,
-  ``peak_rss_mib`` the largest fold.
+  ``peak_rss_mib`` the largest fold. ``--fold-cache DIR`` keeps each finished fold, so a
+  run cut short resumes at its first missing fold.
 - ``heldout``: train on 80 % of the cells (split stratified by label, fixed per seed); 15-NN
   label accuracy of the held-out cells with the training cells' embeddings and labels
   (``knn_acc_heldout``) and leave-one-out on the training cells (``knn_acc_train``), per
@@ -167,6 +168,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=Path("results"))
     parser.add_argument("--folds", type=int, default=5, help="cross_modal folds")
+    parser.add_argument(
+        "--fold-cache",
+        type=Path,
+        default=None,
+        help="cross_modal: keep each finished fold's predictions here and reuse them, so a "
+        "run cut short resumes at its first missing fold",
+    )
     parser.add_argument("--max-cells", type=int, default=None, help="subsample (seeded)")
     parser.add_argument("--subsample-seed", type=int, default=0)
     parser.add_argument(

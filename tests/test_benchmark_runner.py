@@ -87,6 +87,32 @@ def test_tiny_run_writes_version_and_stopped_by(tmp_path):
     assert rows["knn_acc_heldout"].between(0, 1).all()
 
 
+@pytest.mark.slow
+def test_cross_modal_run_cut_short_resumes_from_kept_folds(tmp_path):
+    """With --fold-cache a second run reads every finished fold instead of fitting it."""
+    path = DATA / "scicar_kidney.h5mu"
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    command = [
+        sys.executable, str(RUNNER), "--data", str(path), "--rna", "rna", "--epi", "atac",
+        "--label", "cell_type", "--methods", "knn", "--tasks", "cross_modal", "--folds", "2",
+        "--seeds", "0", "--max-cells", "150", "--threads", "1", "--no-figures",
+        "--fold-cache", str(tmp_path / "folds"),
+    ]  # fmt: skip
+    tables = []
+    for run in ("first", "second"):
+        out = tmp_path / run
+        done = subprocess.run([*command, "--out", str(out)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        kept = done.stdout.count("kept from")
+        assert kept == (0 if run == "first" else 4), done.stdout[-3000:]  # knn, label_mean
+        tables.append(pd.read_csv(out / "scicar_kidney.csv").set_index("method"))
+    scores = [c for c in tables[0].columns if c.startswith(("rna2epi", "epi2rna"))]
+    assert scores
+    pd.testing.assert_frame_equal(tables[0][scores], tables[1][scores])
+    assert len(list((tmp_path / "folds").glob("*.npz"))) == 4
+
+
 def test_pca_rna_embeds_every_cell_from_rna_alone():
     kidney = read("scicar_kidney")[:300].copy()
     job = _methods.Job(kidney, "embedding", 0, np.arange(300), np.arange(0), False, False,

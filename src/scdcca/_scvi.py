@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from scvi.data._constants import _SCVI_UUID_KEY as SCVI_UUID_KEY
 from scvi.model._utils import (
-    _get_batch_code_from_category as batch_codes_from_categories,
-)
-from scvi.model._utils import (
     scatac_raw_counts_properties,
     scrna_raw_counts_properties,
     use_distributed_sampler,
@@ -21,7 +18,6 @@ from scvi.utils._docstrings import de_dsp
 
 __all__ = [
     "SCVI_UUID_KEY",
-    "batch_codes_from_categories",
     "de_core",
     "de_dsp",
     "scatac_raw_counts_properties",

@@ -148,19 +148,25 @@ class StreamMixin:
         batch_size: int | None,
         observed_library: bool = False,
         transform_batch: BatchChoice = None,
+        sample: bool = False,
     ) -> Iterator[np.ndarray]:
         """Denoised values of ``modality`` per minibatch, decoded from its posterior mean.
 
         RNA as proportions (library 1) and the epigenome at the mean depth, or both at each
         cell's own library with ``observed_library`` (RNA then as expected counts). Decoded
-        in each cell's own batch, or averaged over the batches of ``transform_batch``.
+        in each cell's own batch, or averaged over the batches of ``transform_batch``. With
+        ``sample``, from one latent drawn from each cell's posterior instead of its mean
+        (cells must have ``modality``).
         """
         vae = self.module.vae(modality)
         codes = self._transform_batch_codes(transform_batch)
         rna_counts = observed_library and modality == "rna"
         with torch.inference_mode():
             for tensors in self._minibatches(mdata, indices, batch_size, (modality,)):
-                z = self.module.latent_or_predicted(modality, tensors)
+                if sample:
+                    z = self.module.posterior(modality, tensors).sample()
+                else:
+                    z = self.module.latent_or_predicted(modality, tensors)
                 if observed_library:
                     library = self.module.library(modality, tensors)
                 else:

@@ -25,12 +25,8 @@ from mudata import MuData
 from scvi import REGISTRY_KEYS
 from scvi.utils import track
 
-from scdcca._constants import BATCH_KEY, EPI_KEY, RNA_KEY, Modality
-from scdcca._scvi import (
-    batch_codes_from_categories,
-    de_core,
-    de_dsp,
-)
+from scdcca._constants import RNA_KEY, Modality
+from scdcca._scvi import de_core, de_dsp
 
 from . import _arguments as arguments
 from ._access import StreamMixin
@@ -398,7 +394,6 @@ class DifferentialMixin(StreamMixin):
             measured[cells] = True
         return measured
 
-    @torch.inference_mode()
     def _posterior_values(
         self,
         adata: MuData | None,
@@ -426,25 +421,7 @@ class DifferentialMixin(StreamMixin):
             # torch's generator: seeded by ``scvi.settings.seed`` like the latent draws
             picks = torch.randint(len(indices), (int(n_samples_overall),)).numpy()
             indices = np.sort(indices[picks])
-        codes = batch_codes_from_categories(self.adata_manager, transform_batch)
-        vae = self.module.vae(modality)
-        blocks = []
-        for tensors in self._minibatches(adata, indices, batch_size, (modality,)):
-            inference = self.module.inference(
-                tensors.get(RNA_KEY),
-                tensors.get(EPI_KEY),
-                tensors.get(BATCH_KEY),
-                modalities=(modality,),
-            )
-            z = inference[f"qz_{modality}"].sample()
-            library = self.module.typical_library(modality, z)
-            observed = tensors.get(BATCH_KEY)
-            decoded = []
-            for code in codes:
-                if code is None:
-                    batch = None if observed is None else observed.to(z.device)
-                else:
-                    batch = torch.full((z.shape[0], 1), int(code), device=z.device)
-                decoded.append(vae.normalized(vae.decode(z, library, batch)))
-            blocks.append(torch.stack(decoded).mean(0).cpu().numpy())
-        return np.concatenate(blocks)
+        blocks = self._denoised_batches(
+            modality, adata, indices, batch_size, transform_batch=transform_batch, sample=True
+        )
+        return np.concatenate(list(blocks))

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
+from docrep import DocstringProcessor
 from mudata import MuData
 from scipy import sparse
 
@@ -16,6 +17,14 @@ from scdcca._constants import MODALITIES, Modality
 
 from . import _arguments as arguments
 from ._access import BatchChoice, StreamMixin, sparse_above, weigh_joint
+
+_docs = DocstringProcessor(
+    transform_batch="""transform_batch
+    Batch to decode in, as in scvi-tools: ``None`` uses each cell's own batch; a batch
+    name (a category of the setup's ``batch_key``) decodes every cell as if measured in
+    that batch; a list of names averages the decoded values over those batches (all of
+    them give values free of the batch shifts)."""
+)
 
 
 class GettersMixin(StreamMixin):
@@ -95,6 +104,7 @@ class GettersMixin(StreamMixin):
     def _cell_and_feature_names(self, mdata, modality: Modality, indices) -> tuple:
         return self._cell_names(mdata, indices), self.model_features(modality)
 
+    @_docs.dedent
     def get_normalized_expression(
         self,
         mdata: MuData | None = None,
@@ -114,11 +124,7 @@ class GettersMixin(StreamMixin):
             ``rna_likelihood="gaussian"`` (values stay on the data's scale).
         return_numpy
             Return an array instead of a cells x genes DataFrame.
-        transform_batch
-            Batch to decode in, as in scvi-tools: ``None`` uses each cell's own batch; a batch
-            name (a category of the setup's ``batch_key``) decodes every cell as if measured
-            in that batch; a list of names averages the decoded values over those batches
-            (all of them give values free of the batch shifts).
+        %(transform_batch)s
         """
         library_size = arguments.library_size(library_size, allow_observed=True)
         observed = library_size == "observed"
@@ -132,6 +138,7 @@ class GettersMixin(StreamMixin):
         cells, genes = self._cell_and_feature_names(mdata, "rna", indices)
         return pd.DataFrame(values, index=cells, columns=genes)
 
+    @_docs.dedent
     def get_normalized_accessibility(
         self,
         mdata: MuData | None = None,
@@ -151,11 +158,7 @@ class GettersMixin(StreamMixin):
             held.
         return_numpy
             Return an array instead of a cells x regions DataFrame (ignored with ``threshold``).
-        transform_batch
-            Batch to decode in, as in scvi-tools: ``None`` uses each cell's own batch; a batch
-            name (a category of the setup's ``batch_key``) decodes every cell as if measured
-            in that batch; a list of names averages the decoded values over those batches
-            (all of them give values free of the batch shifts).
+        %(transform_batch)s
 
         Returns
         -------

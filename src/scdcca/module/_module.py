@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import torch
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from torch.distributions import Normal
 
 from scdcca._constants import (
     BATCH_KEY,
@@ -172,10 +173,14 @@ class DCCAModule(BaseModuleClass):
         return vae.prepare(x)[0] if modality == "epi" else x
 
     @auto_move_data
+    def posterior(self, modality: str, tensors: dict[str, torch.Tensor]) -> Normal:
+        """Posterior ``q(z | x)`` of one modality's latent for a minibatch."""
+        x = self._view(modality, tensors)
+        return self.vae(modality).encode(x, tensors.get(BATCH_KEY))
+
     def posterior_mean(self, modality: str, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """Posterior mean of one modality's latent for a minibatch (no sampling)."""
-        x = self._view(modality, tensors)
-        return self.vae(modality).encode(x, tensors.get(BATCH_KEY)).loc
+        return self.posterior(modality, tensors).loc
 
     @auto_move_data
     def library(self, modality: str, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
