@@ -22,15 +22,22 @@ class Clock:
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self._start: float | None = None
 
     @contextmanager
     def fit(self):
         """Time one block."""
-        start = time.perf_counter()
+        self._start = time.perf_counter()
         try:
             yield
         finally:
-            self.seconds += time.perf_counter() - start
+            self.seconds += time.perf_counter() - self._start
+            self._start = None
+
+    def elapsed(self) -> float:
+        """Seconds timed so far, the block running now included."""
+        running = 0.0 if self._start is None else time.perf_counter() - self._start
+        return self.seconds + running
 
 
 @dataclass
@@ -65,13 +72,20 @@ class Job:
     def trainer_kwargs(self) -> dict:
         """Lightning/scvi-tools keyword arguments shared by the deep models.
 
-        No ``max_time`` unless ``max_time_min`` is set (and above 0). A callback records why
-        each Lightning fit ended into :attr:`stops` (see :meth:`record_stops`).
+        A callback records why each Lightning fit ended into :attr:`stops` (see
+        :meth:`record_stops`). With ``max_time_min`` (above 0) a :func:`budget_timer` stops
+        each fit once the job's fits together have trained that long.
         """
         kwargs: dict = {"enable_progress_bar": False, "callbacks": [stop_recorder(self.stops)]}
         if self.max_time_min:
-            kwargs["max_time"] = {"minutes": float(self.max_time_min)}
+            kwargs["callbacks"].append(budget_timer(self))
         return kwargs
+
+    def seconds_left(self) -> float | None:
+        """What is left of ``max_time_min`` after the job's training so far (``None``: no cap)."""
+        if not self.max_time_min:
+            return None
+        return max(60.0 * self.max_time_min - self.clock.elapsed(), 0.0)
 
     def record_stops(self) -> None:
         """``info["stopped_by"]`` from the reasons recorded over all of this job's fits."""
@@ -80,3 +94,26 @@ class Job:
     def counts(self, modality: str) -> sparse.csr_matrix:
         """Counts (RNA) or calls (epigenome) of all cells."""
         return sparse.csr_matrix(self.mdata[modality].X, dtype=np.float32)
+
+
+def budget_timer(job: Job):
+    """Lightning's ``Timer``, checked after every step, over what is left of the job's budget.
+
+    One budget covers every fit of a job (DCCA's phases, scVI then PeakVI): each fit may use
+    what the job's earlier fits left, and stops on the first step past it (a fit that starts
+    with nothing left trains one step). Its ``stopped_by`` is ``max_time``, as for
+    Lightning's own ``max_time``.
+    """
+    from datetime import timedelta
+
+    from lightning.pytorch.callbacks import Timer
+    from lightning.pytorch.trainer.states import RunningStage
+
+    class BudgetTimer(Timer):
+        def on_fit_start(self, trainer, *args, **kwargs) -> None:
+            # each fit (the same callback serves all of a job's fits) times from its own
+            # start over what is left; the first check comes after its first step
+            self._duration = job.seconds_left()
+            self._end_time[RunningStage.TRAINING] = None
+
+    return BudgetTimer(duration=timedelta(minutes=job.max_time_min), interval="step")

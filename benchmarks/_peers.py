@@ -26,7 +26,6 @@ runner at it)::
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import chain
@@ -174,8 +173,9 @@ def _glue_stops(job: Job) -> Iterator[None]:
     scGLUE trains with pytorch-ignite; this hooks one more handler into each fit's engine
     when scGLUE attaches its own early stopping: ``early_stopping`` when that handler ended
     the run, ``diverged`` when ignite's ``TerminateOnNan`` did, ``max_epochs`` when all epochs
-    ran, ``max_time`` when ``job.max_time_min`` elapsed (checked after every epoch, the run
-    then ends like an early stop and restores scGLUE's best checkpoint). Epoch counts go to
+    ran, ``max_time`` when the job's budget (``job.max_time_min`` over both fits, timed by
+    ``job.clock``) is spent (checked after every epoch, the run then ends like an early stop
+    and restores scGLUE's best checkpoint). Epoch counts go to
     ``job.info["epochs"]`` (``pretrain=N;finetune=M``).
     """
     import torch
@@ -183,16 +183,14 @@ def _glue_stops(job: Job) -> Iterator[None]:
     from scglue.models import plugins
 
     original = plugins.EarlyStopping.attach
-    limit = 60 * job.max_time_min if job.max_time_min else None
     epochs: list[int] = []
 
     def attach(self, net, trainer, train_engine, *args, **kwargs):
         original(self, net, trainer, train_engine, *args, **kwargs)
-        start = time.perf_counter()
         ended = {"terminated": False, "max_time": False}
 
         def on_epoch(engine) -> None:
-            if limit is not None and time.perf_counter() - start >= limit:
+            if job.max_time_min and job.seconds_left() <= 0:
                 ended["max_time"] = True
                 engine.terminate()
 

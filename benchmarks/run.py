@@ -60,8 +60,10 @@ stopping switched on, patience 45; PeakVI and MULTIVI: 500 epochs, early stoppin
 scGLUE: its data-size heuristic for epochs and patience, twice (pretraining and fine-tuning);
 Multigrate: 200 epochs, early stopping, patience 10). ``--max-epochs N`` replaces the epoch
 limits (DCCA: per phase; MOFA: iterations; scGLUE: both fits), and ``--max-time M`` (minutes;
-default 0: no wall-clock cap) sets Lightning's ``max_time`` for every deep fit (scGLUE: checked
-after each epoch of each fit). A worker still running after ``--worker-timeout`` seconds
+default 0: no wall-clock cap) is one training budget per method fit, shared by all of its fits
+(DCCA's phases, scVI then PeakVI, scGLUE's two fits): each fit stops at the first step (scGLUE:
+epoch) past what the earlier ones left, which puts every deep method on the same wall clock.
+A worker still running after ``--worker-timeout`` seconds
 (default: none without ``--max-time``, else ``3 * max-time + 10 min``) is killed and recorded
 as failed. Every row says what ended its training in ``stopped_by`` (``early_stopping``,
 ``max_epochs``, ``max_time``, ``diverged``, ``converged`` for MOFA+, ``deterministic`` for the
@@ -184,7 +186,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-time",
         type=float,
         default=0.0,
-        help="Lightning max_time in minutes per deep fit (default 0: no wall-clock cap)",
+        help="training budget in minutes per method fit, shared by all its fits "
+        "(default 0: no wall-clock cap)",
     )
     parser.add_argument(
         "--worker-timeout",

@@ -125,6 +125,21 @@ def test_pca_rna_embeds_every_cell_from_rna_alone():
     assert np.allclose(_methods.run_pca_rna(job)["latent:joint"], arrays["latent:joint"])
 
 
+def test_one_time_budget_covers_every_fit_of_a_job(tmp_path):
+    """--max-time is one budget for all of a job's fits: spent, every phase stops at once."""
+    kidney = read("scicar_kidney")
+    mdata = mudata.MuData({"rna": kidney["rna"][:150].copy(), "epi": kidney["atac"][:150].copy()})
+    job = _methods.Job(mdata, "embedding", 0, np.arange(150), np.arange(0), False, True, None,
+                       0.5, tmp_path)  # fmt: skip
+    job.clock.seconds = 30.0  # earlier fits of the job used the whole budget
+    assert job.seconds_left() == 0.0
+    _methods.run_scdcca_cycle(job)
+    phases = 5  # the cycle's four phases and the decoder refinement
+    assert job.stops == ["max_time"] * phases
+    assert job.info["stopped_by"] == "max_time"
+    assert job.info["epochs"] == phases  # one (one-step) epoch each
+
+
 def _fit(**trainer_kwargs) -> str:
     """Train Lightning's demo model and return what the recorder says ended the fit."""
     import lightning.pytorch as pl

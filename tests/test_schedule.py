@@ -128,3 +128,42 @@ def test_plan_optimises_the_students_with_fused_adam_and_a_relative_plateau():
     for _ in range(6):
         scheduler.step(999.5)
     assert optimizer.param_groups[0]["lr"] < 1e-3
+
+
+def test_phase_stopped_by_a_callback_is_reported_as_such(caplog):
+    """A callback that ends a phase early or before its first epoch is not mistaken for a cap."""
+    import logging
+
+    import lightning.pytorch as pl
+
+    class StopSecondFitAtOnce(pl.Callback):
+        def __init__(self):
+            self.fits = 0
+
+        def on_fit_start(self, trainer, pl_module):
+            self.fits += 1
+            trainer.should_stop = self.fits == 2
+
+    mdata = read("scicar_kidney")[:200].copy()
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(mdata, n_latent=5, n_hidden=16)
+    lightning = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # does not propagate
+    lightning.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger=lightning.name):
+            model.train(
+                schedule="cycle",
+                n_cycles=0,
+                max_epochs_per_phase=2,
+                callbacks=[StopSecondFitAtOnce()],
+                enable_progress_bar=False,
+            )
+    finally:
+        lightning.removeHandler(caplog.handler)
+    ended = [r.getMessage() for r in caplog.records if r.getMessage().startswith("DCCA phase")]
+    assert len(ended) == 3  # rna alone, epi alone (stopped at once), the decoder refinement
+    assert "max_epochs_per_phase=2 reached" in ended[0]
+    assert "(epi) was stopped before its first epoch ended" in ended[1]
+    phases = model.history["phases"]
+    assert list(phases["phase"]) == [0, 2]
+    assert list(phases["epochs"]) == [2, 2]

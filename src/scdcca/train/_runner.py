@@ -118,15 +118,23 @@ class PhaseRunner:
             finally:
                 if any(row["phase"] == index for row in self.epochs):
                     self.phases.append(phase_record(index, phase, best, self.epochs))
+            if not self.phases or self.phases[-1]["phase"] != index:
+                rank_zero_info(
+                    f"DCCA phase {index + 1}/{len(phases)} ({phase.name}) was stopped before its "
+                    "first epoch ended (by a callback, e.g. a time limit); its VAEs keep the "
+                    "weights they had."
+                )
+                continue
             for modality in phase.students:
                 trained[modality][0] += self.phases[-1]["epochs"]
                 trained[modality][1] += plan.global_step
             self.phases[-1]["completed"] = True
-            reason = (
-                f"{self.monitor} did not improve for {stopping.patience} epochs"
-                if stopping.stopped_epoch
-                else f"max_epochs_per_phase={self.max_epochs} reached"
-            )
+            if stopping.stopped_epoch:
+                reason = f"{self.monitor} did not improve for {stopping.patience} epochs"
+            elif self.phases[-1]["epochs"] >= self.max_epochs:
+                reason = f"max_epochs_per_phase={self.max_epochs} reached"
+            else:
+                reason = "stopped by a callback or a time limit"
             rank_zero_info(
                 f"DCCA phase {index + 1}/{len(phases)} ({phase.name}) ended after "
                 f"{self.phases[-1]['epochs']} epochs ({reason}); the weights of epoch "
