@@ -287,10 +287,10 @@ def run(args: argparse.Namespace) -> None:
             + f"; temporary files in {tmp}",
             flush=True,
         )
-        max_time = f"{args.max_time:g} min per deep fit" if args.max_time else "none"
+        max_time = f"{args.max_time:g} min per method, all its fits" if args.max_time else "none"
         timeout = f"{args.worker_timeout:.0f} s" if args.worker_timeout else "none"
         print(
-            f"caps: epochs {args.max_epochs or 'each model default'}, Lightning max_time "
+            f"caps: epochs {args.max_epochs or 'each model default'}, training time "
             f"{max_time}, worker timeout {timeout}, {args.threads} thread(s) per process; "
             f"code {ctx.version}",
             flush=True,
