@@ -69,16 +69,17 @@ class Job:
         """Batch column of ``.obs`` or ``None``."""
         return BATCH if self.has_batch else None
 
-    def trainer_kwargs(self) -> dict:
+    def trainer_kwargs(self, share: float = 1.0) -> dict:
         """Lightning/scvi-tools keyword arguments shared by the deep models.
 
         A callback records why each Lightning fit ended into :attr:`stops` (see
         :meth:`record_stops`). With ``max_time_min`` (above 0) a :func:`budget_timer` stops
-        each fit once the job's fits together have trained that long.
+        each fit once the job's fits together have trained that long, or once the fit has
+        used ``share`` of that budget.
         """
         kwargs: dict = {"enable_progress_bar": False, "callbacks": [stop_recorder(self.stops)]}
         if self.max_time_min:
-            kwargs["callbacks"].append(budget_timer(self))
+            kwargs["callbacks"].append(budget_timer(self, share))
         return kwargs
 
     def seconds_left(self) -> float | None:
@@ -96,13 +97,13 @@ class Job:
         return sparse.csr_matrix(self.mdata[modality].X, dtype=np.float32)
 
 
-def budget_timer(job: Job):
+def budget_timer(job: Job, share: float = 1.0):
     """Lightning's ``Timer``, checked after every step, over what is left of the job's budget.
 
     One budget covers every fit of a job (DCCA's phases, scVI then PeakVI): each fit may use
-    what the job's earlier fits left, and stops on the first step past it (a fit that starts
-    with nothing left trains one step). Its ``stopped_by`` is ``max_time``, as for
-    Lightning's own ``max_time``.
+    what the job's earlier fits left (at most ``share`` of the budget), and stops on the first
+    step past it (a fit that starts with nothing left trains one step). Its ``stopped_by`` is
+    ``max_time``, as for Lightning's own ``max_time``.
     """
     from datetime import timedelta
 
@@ -113,7 +114,7 @@ def budget_timer(job: Job):
         def on_fit_start(self, trainer, *args, **kwargs) -> None:
             # each fit (the same callback serves all of a job's fits) times from its own
             # start over what is left; the first check comes after its first step
-            self._duration = job.seconds_left()
+            self._duration = min(job.seconds_left(), share * 60.0 * job.max_time_min)
             self._end_time[RunningStage.TRAINING] = None
 
     return BudgetTimer(duration=timedelta(minutes=job.max_time_min), interval="step")

@@ -277,9 +277,12 @@ def _mofa_stop(job: Job, path: Path, n_iterations: int) -> None:
 
 
 # ------------------------------------------------------------------ scvi-tools
-def _scvi_train(model, job: Job) -> None:
-    """The model's own ``train`` defaults with ``early_stopping=True`` (its own patience)."""
-    kwargs = job.trainer_kwargs()
+def _scvi_train(model, job: Job, share: float = 1.0) -> None:
+    """The model's own ``train`` defaults with ``early_stopping=True`` (its own patience).
+
+    ``share``: the most of the job's time budget this fit may use (see :func:`budget_timer`).
+    """
+    kwargs = job.trainer_kwargs(share)
     if job.max_epochs is not None:
         kwargs["max_epochs"] = job.max_epochs
     with job.clock.fit():
@@ -291,7 +294,8 @@ def run_scvi_peakvi(job: Job) -> Arrays:
 
     scVI: its defaults (``max_epochs`` heuristic ``min(400, 20000 / n_cells * 400)``) with
     early stopping switched on (scVI's ``early_stopping`` default is off); PeakVI: its
-    defaults (500 epochs, early stopping with patience 50).
+    defaults (500 epochs, early stopping with patience 50). Under a time budget scVI may use
+    half of it and PeakVI what is left.
     """
     import scvi
 
@@ -299,11 +303,11 @@ def run_scvi_peakvi(job: Job) -> Arrays:
     cells = job.train if job.task == "heldout" else None
     latents = {}
     epochs = {}
-    for key, cls in ((RNA, scvi.model.SCVI), (EPI, scvi.model.PEAKVI)):
+    for key, cls, share in ((RNA, scvi.model.SCVI, 0.5), (EPI, scvi.model.PEAKVI, 1.0)):
         fit = _adata(job, key, cells)
         cls.setup_anndata(fit, batch_key=job.batch_key)
         model = cls(fit)
-        _scvi_train(model, job)
+        _scvi_train(model, job, share)
         epochs[key] = len(model.history["elbo_train"])
         latents[key] = model.get_latent_representation(
             _adata(job, key) if job.task == "heldout" else None

@@ -62,7 +62,8 @@ Multigrate: 200 epochs, early stopping, patience 10). ``--max-epochs N`` replace
 limits (DCCA: per phase; MOFA: iterations; scGLUE: both fits), and ``--max-time M`` (minutes;
 default 0: no wall-clock cap) is one training budget per method fit, shared by all of its fits
 (DCCA's phases, scVI then PeakVI, scGLUE's two fits): each fit stops at the first step (scGLUE:
-epoch) past what the earlier ones left, which puts every deep method on the same wall clock.
+epoch) past what the earlier ones left (scVI: half the budget, PeakVI the rest), which puts
+every deep method on the same wall clock.
 A worker still running after ``--worker-timeout`` seconds
 (default: none without ``--max-time``, else ``3 * max-time + 10 min``) is killed and recorded
 as failed. Every row says what ended its training in ``stopped_by`` (``early_stopping``,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from page import _mean, _reached
+from details import _mean, _reached
 
 
 def _rows(values: dict[str, list[float]]) -> pd.DataFrame:
@@ -171,3 +171,33 @@ def test_a_converged_or_newer_row_replaces_the_capped_or_older_one(tmp_path):
     kept = newest(load(tmp_path, tmp_path / "converged", older))
     mine = kept[(kept["method"] == "multivi") & (kept["task"] == "embedding")]
     assert mine.loc[mine["seed"] == 0, "bio_conservation"].tolist() == [0.55]
+
+
+def test_budget_table_shows_each_method_under_the_shared_budget(tmp_path):
+    from page import budget_table
+
+    base = {
+        "dataset": "snare_cortex",
+        "task": "embedding",
+        "latent": "joint",
+        "version": "v",
+        "status": "ok",
+    }
+    rows = [
+        {**base, "method": "multivi", "seed": s, "max_time_min": 5, "fit_s": 300 + s,
+         "epochs": 20 + s, "stopped_by": "max_time", "bio_conservation": b, "kmeans_ari": 0.2}
+        for s, b in ((0, 0.40), (1, 0.44))
+    ] + [
+        {**base, "method": "scdcca", "seed": 0, "max_time_min": 5, "fit_s": 200.0,
+         "epochs": 60, "stopped_by": "early_stopping", "bio_conservation": 0.5,
+         "kmeans_ari": 0.3},
+    ]  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "snare_cortex.csv", index=False)
+    lines = budget_table(tmp_path).splitlines()
+    assert lines[0] == "SNARE cortex:"
+    scdcca, multivi = lines[4], lines[5]  # in the page's method order
+    assert scdcca == (
+        "| scdcca | 5 | 200 | 60 | early_stopping | 0.500 (1 seed) | 0.300 (1 seed) | 1 |"
+    )
+    assert multivi.startswith("| MULTIVI | 5 | 300 | 20 / 21 | max_time | 0.420 ± 0.028 |")
+    assert multivi.endswith("| 2 |")
