@@ -330,3 +330,17 @@ def test_unpaired_cells_without_the_modality_are_left_out():
     mdata.obs["rna_less"] = np.where(mdata.obs_names.isin(epi_only), "epi only", "paired")
     with pytest.raises(ValueError, match=r"Group 'epi only' has no cells with the RNA measured"):
         model.differential_expression(groupby="rna_less", group1="epi only", silent=True)
+
+
+def test_batch_correction_on_a_single_batch_model_runs():
+    """scvi-tools names the one registered batch for batch correction: decoded as it is."""
+    scvi.settings.seed = 0
+    mdata = _kidney_subset(200, 100, 200)
+    scdcca.DCCA.setup_mudata(mdata, modalities=KIDNEY_MODALITIES)
+    model = scdcca.DCCA(mdata, n_latent=4, n_hidden=16)
+    model.train(max_epochs_per_phase=1, enable_progress_bar=False, refine_epi_decoder=False)
+    cells = np.zeros(mdata.n_obs, dtype=bool)
+    cells[:50] = True
+    result = model.differential_expression(idx1=cells, batch_correction=True)
+    assert len(result) == mdata["rna"].n_vars
+    assert result["proba_de"].between(0, 1).all()

@@ -421,6 +421,8 @@ class DifferentialMixin(StreamMixin):
             # torch's generator: seeded by ``scvi.settings.seed`` like the latent draws
             picks = torch.randint(len(indices), (int(n_samples_overall),)).numpy()
             indices = np.sort(indices[picks])
+        if self.adata_manager.registry["setup_args"].get("batch_key") is None:
+            transform_batch = None  # one batch: scvi-tools' batch correction names it anyway
         blocks = self._denoised_batches(
             modality, adata, indices, batch_size, transform_batch=transform_batch, sample=True
         )
