@@ -167,9 +167,8 @@ def _fold_fit(ctx: Context, method: str, seed: int, fold: int, train, test) -> O
     fold; a fold that failed is fitted again.
     """
     a = ctx.args
-    fit = lambda: ctx.fit(method, "cross_modal", seed, train, test, f"_fold{fold}")  # noqa: E731
     if a.fold_cache is None:
-        return fit()
+        return ctx.fit(method, "cross_modal", seed, train, test, f"_fold{fold}")
     cells = hashlib.sha1(np.asarray(test, dtype=np.int64).tobytes()).hexdigest()[:10]
     caps = f"e{a.max_epochs or 'default'}_t{a.max_time or 'none'}"
     path = a.fold_cache / f"{ctx.name}_{method}_seed{seed}_{a.folds}folds{fold}_{caps}_{cells}.npz"
@@ -179,7 +178,7 @@ def _fold_fit(ctx: Context, method: str, seed: int, fold: int, train, test) -> O
             arrays = {k: kept[k] for k in kept.files if k != "meta"}
         print(f"    {method} fold {fold}: kept from {path}", flush=True)
         return Outcome(arrays, meta["fit_s"], meta["peak_rss_mib"], meta["info"])
-    outcome = fit()
+    outcome = ctx.fit(method, "cross_modal", seed, train, test, f"_fold{fold}")
     if not outcome.error:
         a.fold_cache.mkdir(parents=True, exist_ok=True)
         meta = {"fit_s": outcome.fit_s, "peak_rss_mib": outcome.peak_rss_mib}

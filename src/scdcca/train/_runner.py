@@ -116,9 +116,10 @@ class PhaseRunner:
                         **self.trainer_kwargs,
                     )()
             finally:
-                if any(row["phase"] == index for row in self.epochs):
+                trained_an_epoch = any(row["phase"] == index for row in self.epochs)
+                if trained_an_epoch:
                     self.phases.append(phase_record(index, phase, best, self.epochs))
-            if not self.phases or self.phases[-1]["phase"] != index:
+            if not trained_an_epoch:
                 rank_zero_info(
                     f"DCCA phase {index + 1}/{len(phases)} ({phase.name}) was stopped before its "
                     "first epoch ended (by a callback, e.g. a time limit); its VAEs keep the "
