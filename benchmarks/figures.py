@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from page import DATASETS, NAMES, SUMMARY, UNRANKED, _order, entries, load, newest, stop
+from page import DATASETS, NAMES, SUMMARY, _order, entries, load, newest, stop
 
 COLORS = {
     "scdcca": "tab:red", "scdcca_no_transfer": "salmon", "scdcca_cycle": "darkred",
@@ -62,10 +62,8 @@ def draw(table: pd.DataFrame, task: str, path: Path) -> bool:
         return False
     datasets = sorted(rows["dataset"].unique(), key=lambda d: _order(d, DATASETS))
     found = entries(rows)
-    labels = [label.replace(" (", "\n(", 1) for _, label, _ in found]
     labels = [
-        label + (" *" if method in UNRANKED else "")
-        for (method, _, _), label in zip(found, labels, strict=True)
+        label.replace(" (", "\n(", 1) + ("" if ranked else " *") for _, label, _, ranked in found
     ]
     figure, axes = plt.subplots(
         len(specs),
@@ -78,7 +76,7 @@ def draw(table: pd.DataFrame, task: str, path: Path) -> bool:
         for j, dataset in enumerate(datasets):
             ax = axes[i][j]
             here = rows[(rows["dataset"] == dataset) & rows["latent"].isin(latents)]
-            for y, (method, _, entry) in enumerate(found):
+            for y, (method, _, entry, _) in enumerate(found):
                 mine = here[here.index.isin(entry.index)].sort_values("seed")
                 values = pd.to_numeric(mine[column], errors="coerce")
                 mine, values = mine[values.notna()], values[values.notna()]
@@ -123,7 +121,7 @@ def draw(table: pd.DataFrame, task: str, path: Path) -> bool:
         handles.append(Line2D([], [], linestyle="--", color="gray", label="majority class"))
     figure.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
     note = ""
-    if {method for method, _, _ in found} & UNRANKED:
+    if not all(ranked for *_, ranked in found):
         note = "  * not ranked: knows the labels, or older code on another machine"
     figure.suptitle(f"{task}: one dot per training seed{note}", fontsize=9)
     figure.tight_layout(rect=(0, 0.05, 1, 0.97))

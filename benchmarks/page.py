@@ -35,7 +35,7 @@ NAMES = {
     "snare_cortex": "SNARE cortex", "scicar_kidney": "sci-CAR kidney",
     "pairedtag_h3k4me3": "Paired-Tag", "scicar_a549": "sci-CAR A549",
     "scdcca": "scdcca", "scdcca_no_transfer": "scdcca, no transfer",
-    "scdcca_cycle": "scdcca, cycle schedule (older code)", "pca_lsi": "PCA + LSI",
+    "scdcca_cycle": "scdcca, cycle schedule", "pca_lsi": "PCA + LSI",
     "pca_rna": "PCA of RNA", "wnn": "WNN (graph)", "mofa": "MOFA+",
     "scvi_peakvi": "scVI + PeakVI", "scvi_rna": "scVI of RNA", "multivi": "MULTIVI",
     "scglue": "scGLUE", "multigrate": "Multigrate",
@@ -45,8 +45,10 @@ NAMES = {
 DEEP_PEERS = {"multivi", "scvi_peakvi", "scvi_rna", "scglue", "multigrate"}
 #: ``stopped_by`` values that say a cap, not the model's own rule, ended a fit.
 CAPS = {"max_time", "max_epochs"}
-#: Not ranked among the methods: a reference that knows the labels, and rows of older code.
-UNRANKED = {"label_mean", "scdcca_cycle"}
+#: Not ranked among the methods: the reference that knows the labels.
+UNRANKED = {"label_mean"}
+#: scdcca's own methods: their rows without a ``version`` ran older code of the package.
+OWN = {"scdcca", "scdcca_no_transfer", "scdcca_cycle"}
 #: The summary tables: per task, (column, latents, title).
 SUMMARY = {
     "embedding": (
@@ -185,24 +187,33 @@ def _figure(values: pd.Series) -> str:
     return f"{mean:.3f} ± {sd:.3f}"
 
 
-def entries(rows: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
-    """``(method, label, rows)`` per method, capped and uncapped rows of a method apart.
+def entries(rows: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame, bool]]:
+    """``(method, label, rows, ranked)`` per method, rows that must not be mixed apart.
 
     A peer's capped rows and its rows trained to its own stopping rule are never averaged
     together: each gets its own entry, labelled with what stopped it (``"MULTIVI (capped at
-    20 epochs)"``, ``"MULTIVI (early_stopping)"``). Ordered as :data:`METHODS`, uncapped first.
+    20 epochs)"``, ``"MULTIVI (early_stopping)"``). Rows of scdcca's own methods without a
+    ``version``, where the method also has versioned rows, ran older code of the package:
+    they get an entry labelled ``"(older code)"`` and are not ranked, nor is the reference
+    that knows the labels. Ordered as :data:`METHODS`, uncapped first.
     """
     if rows.empty:
         return []
     capped = rows.apply(lambda row: stop(row)[0], axis=1).astype(bool)
+    versioned = rows["version"].astype("string").str.strip().replace("", pd.NA).notna()
     found = []
     for method in sorted(rows["method"].unique(), key=lambda m: _order(m, METHODS)):
+        of_method = rows["method"] == method
+        older = ~versioned if method in OWN and (of_method & versioned).any() else ~of_method
+        name = NAMES.get(method, method)
         for flag in (False, True):
-            mine = rows[(rows["method"] == method) & (capped == flag)]
+            mine = rows[of_method & (capped == flag) & ~older]
             if not mine.empty:
                 note = stop_label(mine)
-                name = NAMES.get(method, method)
-                found.append((method, f"{name} ({note})" if note else name, mine))
+                label = f"{name} ({note})" if note else name
+                found.append((method, label, mine, method not in UNRANKED))
+        if (of_method & older).any():
+            found.append((method, f"{name} (older code)", rows[of_method & older], False))
     return found
 
 
@@ -210,7 +221,7 @@ def summary_table(table: pd.DataFrame, task: str, column: str, latents: tuple[st
     """Methods by data set: mean ± sample sd over seeds of ``column``, leaders in bold.
 
     Bold: the best mean of a data set and every method level with it (:func:`verdict`);
-    the reference that knows the labels and rows of older code are not ranked.
+    entries that :func:`entries` does not rank are left out of the comparison.
     """
     rows = table[(table["task"] == task) & table["latent"].isin(latents)]
     if column not in rows:
@@ -224,15 +235,15 @@ def summary_table(table: pd.DataFrame, task: str, column: str, latents: tuple[st
     for dataset in datasets:
         seeds = {
             label: by_seed(mine[mine["dataset"] == dataset], column)
-            for method, label, mine in found
-            if method not in UNRANKED and (mine["dataset"] == dataset).any()
+            for _, label, mine, ranked in found
+            if ranked and (mine["dataset"] == dataset).any()
         }
         if seeds:
             best = max(seeds, key=lambda label: stats(seeds[label])[0])
             bold[dataset] = {k for k in seeds if verdict(seeds[k], seeds[best]) == "level"}
     header = ["method", *(NAMES.get(d, d) for d in datasets)]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    for _, label, mine in found:
+    for _, label, mine, _ in found:
         cells = [label]
         for dataset in datasets:
             text = _figure(mine.loc[mine["dataset"] == dataset, column])

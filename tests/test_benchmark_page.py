@@ -116,6 +116,32 @@ def test_summary_names_caps_and_rows_without_a_version(tmp_path):
     assert "WNN" not in text.split("graph bio conservation")[0]  # no bio conservation of its own
 
 
+def test_older_rows_of_an_own_method_are_shown_apart_and_not_ranked(tmp_path):
+    from page import entries, summary
+
+    rows = [
+        {"dataset": dataset, "task": "embedding", "method": "scdcca_cycle", "latent": "joint",
+         "seed": seed, "status": "ok", "bio_conservation": score, "version": version,
+         "stopped_by": stopped}
+        for dataset, score, version, stopped in (
+            ("toy", 0.9, "", ""), ("toy2", 0.4, "0.1.0+gabc1234", "early_stopping"))
+        for seed in (0, 1)
+    ] + [
+        {"dataset": dataset, "task": "embedding", "method": "scdcca", "latent": "joint",
+         "seed": seed, "status": "ok", "bio_conservation": 0.5 + 0.01 * seed,
+         "version": "0.1.0+gabc1234", "stopped_by": "early_stopping"}
+        for dataset in ("toy", "toy2")
+        for seed in (0, 1)
+    ]  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "toy.csv", index=False)
+    found = {label: ranked for _, label, _, ranked in entries(pd.read_csv(tmp_path / "toy.csv"))}
+    assert found["scdcca, cycle schedule (older code)"] is False
+    assert found["scdcca, cycle schedule (early_stopping)"] is True
+    text = summary(tmp_path)
+    assert "| scdcca, cycle schedule (older code) | 0.900 ± 0.000 |  |" in text  # not bold
+    assert "| scdcca (early_stopping) | **0.505 ± 0.007** | **0.505 ± 0.007** |" in text
+
+
 def test_verdict_needs_a_gap_beyond_both_seed_spreads():
     from page import verdict
 
