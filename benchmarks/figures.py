@@ -122,7 +122,7 @@ def draw(table: pd.DataFrame, task: str, path: Path) -> bool:
     figure.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
     note = ""
     if not all(ranked for *_, ranked in found):
-        note = "  * not ranked: knows the labels, or older code on another machine"
+        note = "  * not ranked: knows the labels, or older code of scdcca"
     figure.suptitle(f"{task}: one dot per training seed{note}", fontsize=9)
     figure.tight_layout(rect=(0, 0.05, 1, 0.97))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -89,6 +89,11 @@ def load(out: Path, *extra: Path) -> pd.DataFrame:
 ROW_KEY = ["dataset", "task", "method", "latent", "seed"]
 
 
+def _versions(table: pd.DataFrame) -> pd.Series:
+    """Each row's ``version``, missing (``pd.NA``) where it is empty."""
+    return table["version"].astype("string").str.strip().replace("", pd.NA)
+
+
 def newest(table: pd.DataFrame) -> pd.DataFrame:
     """The newest row of each measurement (:data:`ROW_KEY`).
 
@@ -96,7 +101,7 @@ def newest(table: pd.DataFrame) -> pd.DataFrame:
     its CSV, as :func:`load` reads them) an earlier one. So a peer's run to its own stopping
     rule replaces its capped run of the same seed, and a rerun on newer code the older row.
     """
-    versioned = table["version"].astype("string").str.strip().replace("", pd.NA).notna()
+    versioned = _versions(table).notna()
     order = table.assign(_versioned=versioned.to_numpy(), _position=range(len(table)))
     order = order.sort_values(["_versioned", "_position"], kind="stable")
     kept = order.drop_duplicates(ROW_KEY, keep="last").sort_values("_position")
@@ -200,11 +205,13 @@ def entries(rows: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame, bool]]:
     if rows.empty:
         return []
     capped = rows.apply(lambda row: stop(row)[0], axis=1).astype(bool)
-    versioned = rows["version"].astype("string").str.strip().replace("", pd.NA).notna()
+    versioned = _versions(rows).notna()
     found = []
     for method in sorted(rows["method"].unique(), key=lambda m: _order(m, METHODS)):
         of_method = rows["method"] == method
-        older = ~versioned if method in OWN and (of_method & versioned).any() else ~of_method
+        older = of_method & ~versioned
+        if method not in OWN or not (of_method & versioned).any():
+            older[:] = False  # nothing newer to set these rows apart from
         name = NAMES.get(method, method)
         for flag in (False, True):
             mine = rows[of_method & (capped == flag) & ~older]
@@ -254,7 +261,7 @@ def summary_table(table: pd.DataFrame, task: str, column: str, latents: tuple[st
 
 def provenance(table: pd.DataFrame) -> str:
     """One line: the code versions of the rows, and how many rows predate the column."""
-    versions = table["version"].astype("string").str.strip().replace("", pd.NA)
+    versions = _versions(table)
     named = sorted(versions.dropna().unique())
     missing = int(versions.isna().sum())
     if not named:
