@@ -46,7 +46,8 @@ class Job:
 
     ``options`` holds method-specific settings from the command line (scglue:
     ``gene_table``, the ``--gene-table`` file or ``None``, and ``gene_dir``, the folder searched
-    for one).
+    for one). ``checkpoint``: path stem under which resumable fits keep their training state
+    (``--checkpoints``; see :meth:`trainer_kwargs`), ``None`` for none.
     """
 
     mdata: mudata.MuData
@@ -60,26 +61,38 @@ class Job:
     max_time_min: float | None
     workdir: Path
     options: dict = field(default_factory=dict)
+    checkpoint: str | None = None
     clock: Clock = field(default_factory=Clock)
     info: dict = field(default_factory=dict)
     stops: list[str] = field(default_factory=list)
+    fit_epochs: list[int] = field(default_factory=list)
 
     @property
     def batch_key(self) -> str | None:
         """Batch column of ``.obs`` or ``None``."""
         return BATCH if self.has_batch else None
 
-    def trainer_kwargs(self, share: float = 1.0) -> dict:
+    def trainer_kwargs(self, share: float = 1.0, resumable: bool = False) -> dict:
         """Lightning/scvi-tools keyword arguments shared by the deep models.
 
         A callback records why each Lightning fit ended into :attr:`stops` (see
-        :meth:`record_stops`). With ``max_time_min`` (above 0) a :func:`budget_timer` stops
-        each fit once the job's fits together have trained that long, or once the fit has
-        used ``share`` of that budget.
+        :meth:`record_stops`) and its epochs into :attr:`fit_epochs`. With ``max_time_min``
+        (above 0) a :func:`budget_timer` stops each fit once the job's fits together have
+        trained that long, or once the fit has used ``share`` of that budget. A
+        ``resumable`` fit (one whose ``train`` passes ``ckpt_path`` to Lightning, as
+        scvi-tools' do) of a job with a :attr:`checkpoint` keeps its training state there
+        (see :func:`epoch_checkpoint`) and resumes from it when an earlier process left one.
         """
-        kwargs: dict = {"enable_progress_bar": False, "callbacks": [stop_recorder(self.stops)]}
+        recorder = stop_recorder(self.stops, self.fit_epochs)
+        kwargs: dict = {"enable_progress_bar": False, "callbacks": [recorder]}
         if self.max_time_min:
             kwargs["callbacks"].append(budget_timer(self, share))
+        if resumable and self.checkpoint:
+            path = Path(f"{self.checkpoint}_fit{len(self.stops)}.ckpt")
+            kwargs["callbacks"].append(epoch_checkpoint(self, path))
+            if path.exists():
+                kwargs["ckpt_path"] = str(path)
+                print(f"resuming from {path}", flush=True)
         return kwargs
 
     def seconds_left(self) -> float | None:
@@ -118,3 +131,53 @@ def budget_timer(job: Job, share: float = 1.0):
             self._end_time[RunningStage.TRAINING] = None
 
     return BudgetTimer(duration=timedelta(minutes=job.max_time_min), interval="step")
+
+
+def epoch_checkpoint(job: Job, path: Path):
+    """A Lightning callback that keeps a fit's whole training state in ``path``.
+
+    After every training epoch, once early stopping has checked it, the trainer's checkpoint
+    (weights, optimiser, learning-rate schedule, the callbacks' counters, the epoch) replaces
+    ``path`` atomically, so a process killed at any point leaves the last finished epoch. A
+    fit started with ``ckpt_path=path`` continues from that epoch under the same stopping
+    rules, and the training seconds of the earlier processes are added to ``job.clock``.
+    When the fit ends its state is removed: a job run again after that trains the fit anew.
+    Only the random draws (minibatch order, dropout, sampling) of the epochs after a
+    resumption differ from those of an uninterrupted fit.
+
+    Lightning runs the end-of-epoch hooks of its checkpoint and early-stopping callbacks
+    after all others, so the saver is a ``Checkpoint``; scvi-tools' trainers refuse one
+    among their callbacks (``enable_checkpointing=False``), so the returned callback only
+    adds the saver to the trainer when the fit is set up.
+    """
+    from lightning.pytorch.callbacks import Callback, Checkpoint
+
+    class EpochCheckpoint(Checkpoint):
+        def __init__(self) -> None:
+            self.carried, self.start = 0.0, None
+
+        def on_fit_start(self, trainer, pl_module) -> None:
+            self.start = job.clock.elapsed()
+
+        def state_dict(self) -> dict:
+            return {"fit_s": self.carried + job.clock.elapsed() - self.start}
+
+        def load_state_dict(self, state_dict: dict) -> None:
+            self.carried = state_dict["fit_s"]
+            job.clock.seconds += self.carried
+            if self.start is not None:  # restored after the fit's start: keep it out
+                self.start += self.carried
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            partial = path.with_suffix(".partial")
+            trainer.save_checkpoint(partial)
+            partial.replace(path)
+
+        def on_train_end(self, trainer, pl_module) -> None:
+            path.unlink(missing_ok=True)
+
+    class AddSaver(Callback):
+        def setup(self, trainer, pl_module, stage: str) -> None:
+            trainer.callbacks.append(EpochCheckpoint())
+
+    return AddSaver()

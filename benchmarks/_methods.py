@@ -282,7 +282,7 @@ def _scvi_train(model, job: Job, share: float = 1.0) -> None:
 
     ``share``: the most of the job's time budget this fit may use (see :func:`budget_timer`).
     """
-    kwargs = job.trainer_kwargs(share)
+    kwargs = job.trainer_kwargs(share, resumable=True)
     if job.max_epochs is not None:
         kwargs["max_epochs"] = job.max_epochs
     with job.clock.fit():
@@ -308,7 +308,7 @@ def run_scvi_peakvi(job: Job) -> Arrays:
         cls.setup_anndata(fit, batch_key=job.batch_key)
         model = cls(fit)
         _scvi_train(model, job, share)
-        epochs[key] = len(model.history["elbo_train"])
+        epochs[key] = job.fit_epochs[-1]
         latents[key] = model.get_latent_representation(
             _adata(job, key) if job.task == "heldout" else None
         )
@@ -337,7 +337,7 @@ def run_scvi_rna(job: Job) -> Arrays:
     scvi.model.SCVI.setup_anndata(fit, batch_key=job.batch_key)
     model = scvi.model.SCVI(fit)
     _scvi_train(model, job)
-    job.info["epochs"] = len(model.history["elbo_train"])
+    job.info["epochs"] = job.fit_epochs[-1]
     job.record_stops()
     latent = model.get_latent_representation(_adata(job, RNA) if job.task == "heldout" else None)
     return {"latent:joint": latent}
@@ -351,7 +351,7 @@ def _multivi(job: Job, fit: mudata.MuData):
     )
     model = scvi.model.MULTIVI(fit, n_genes=fit[RNA].n_vars, n_regions=fit[EPI].n_vars)
     _scvi_train(model, job)
-    job.info["epochs"] = len(model.history["elbo_train"])
+    job.info["epochs"] = job.fit_epochs[-1]
     job.record_stops()
     return model
 

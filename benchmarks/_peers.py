@@ -416,14 +416,12 @@ def run_multigrate(job: Job) -> Arrays:
             categorical_covariate_keys=[BATCH] if job.has_batch else None,
         )
         model = mtg.model.MultiVAE(fit, losses=["nb", "mse"])
-        kwargs = job.trainer_kwargs()
+        kwargs = job.trainer_kwargs(resumable=True)
         if job.max_epochs is not None:
             kwargs["max_epochs"] = job.max_epochs
         model.train(**kwargs)
     job.record_stops()
-    history = model.history.get("reconstruction_loss_train")
-    if history is not None:
-        job.info["epochs"] = len(history)
+    job.info["epochs"] = job.fit_epochs[-1]
     job.info["features"] = f"genes={len(genes)};regions={len(regions)}"
     model.get_model_output(everything, save_unimodal_latent=True)
     return {

@@ -78,6 +78,11 @@ class Context:
             "options": self.options(method),
         }
         name = f"{task}_{method}_seed{seed}{tag}"
+        if a.checkpoints is not None:
+            a.checkpoints.mkdir(parents=True, exist_ok=True)
+            cells = hashlib.sha1(np.asarray(train, dtype=np.int64).tobytes()).hexdigest()[:10]
+            caps = f"e{a.max_epochs or 'default'}_t{a.max_time or 'none'}"
+            job["checkpoint"] = str(a.checkpoints / f"{self.name}_{name}_{caps}_{cells}")
         python = a.peer_python.get(method)
         return launch(self.tmp, name, job, train, test, a.threads, a.worker_timeout, python)
 
@@ -163,7 +168,7 @@ def _fold_fit(ctx: Context, method: str, seed: int, fold: int, train, test) -> O
 
     With ``--fold-cache DIR`` every successful fold's predictions and cost are kept in DIR
     under the data set, method, seed, fold count, fold, training caps and the held-out cells,
-    so a run cut short (a session's end, ``--worker-timeout``) resumes at its first missing
+    so a run cut short (``--worker-timeout``, a stopped machine) resumes at its first missing
     fold; a fold that failed is fitted again.
     """
     a = ctx.args

@@ -105,13 +105,16 @@ def combined(reasons: list[str]) -> str:
     return present[0] if present else ""
 
 
-def stop_recorder(reasons: list[str]):
-    """A Lightning callback that appends :func:`stop_reason` to ``reasons`` after each fit."""
+def stop_recorder(reasons: list[str], epochs: list[int]):
+    """A Lightning callback that appends, after each fit, :func:`stop_reason` to ``reasons``
+    and the number of epochs trained (a resumed fit's earlier epochs included) to ``epochs``.
+    """
     from lightning.pytorch.callbacks import Callback
 
     class StopRecorder(Callback):
         def on_train_end(self, trainer, pl_module) -> None:
             reasons.append(stop_reason(trainer))
+            epochs.append(trainer.current_epoch)
 
     return StopRecorder()
 

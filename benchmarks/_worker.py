@@ -182,6 +182,7 @@ def work(job_path: str) -> None:
         max_time_min=spec["max_time_min"],
         workdir=workdir,
         options=spec.get("options", {}),
+        checkpoint=spec.get("checkpoint"),
     )
     function, _ = METHODS[spec["method"]]
     try:

@@ -17,24 +17,30 @@
 # runs keep each finished fold in $FOLD_CACHE (default /work/fold_cache; run.py --fold-cache),
 # so one cut short resumes at its first missing fold; their worst case is that of one fold.
 # Multigrate runs need MULTIGRATE_PYTHON, the interpreter of its own environment (see
-# benchmarks/_peers.py), and are skipped without it.
+# benchmarks/_peers.py), and are skipped without it. The Lightning fits (MULTIVI, scVI,
+# PeakVI, Multigrate) keep their training state in $CHECKPOINTS (default /work/checkpoints;
+# run.py --checkpoints) after every epoch, so a fit cut short resumes at its last epoch: runs
+# whose worst case is written "r<minutes>" (longer than one chain may run) start whenever at
+# least $RESUME_MIN minutes (default 20) are left before UNTIL, and go on in the next chain.
 #
-# Worst cases (minutes): Multigrate 200 epochs (its limit) at the seconds per epoch of
-# short fits with one thread, times 1.2, plus 4 minutes. Every other model trains to its epoch limit (MULTIVI and PeakVI 500, scVI
-# 400 on these sizes) at the seconds per epoch that the committed 5-minute-cap rows reached
-# with one thread (MULTIVI: Paired-Tag 90, kidney 50, A549 36 epochs in 5 minutes; scVI +
-# PeakVI: Paired-Tag 110 + 199, kidney 47 + 111, A549 118 + 27 epochs, each model taken as
-# capped where it could have been), times 1.2, plus 4 minutes for loading, the worker
-# processes and scib-metrics. scGLUE has no timed converged fit: its two fits (pretraining,
-# fine-tuning) may each run to 48 / (learning rate x minibatches per epoch) epochs (1,270 on
-# Paired-Tag, patience 106), hours at about 6 s per epoch, so its figure is a budget, not a
-# worst case, and --worker-timeout (with UNTIL) ends a fit that needs more.
+# Worst cases (minutes): Multigrate 200 epochs (its limit) at the seconds per epoch of short
+# fits with one thread, times 1.2, plus 4 minutes. Every other model trains to its epoch limit
+# (MULTIVI and PeakVI 500, scVI 400 on these sizes) at the seconds per epoch that the
+# committed 5-minute-cap rows reached with one thread (MULTIVI: Paired-Tag 90, kidney 50, A549
+# 36, SNARE 16 epochs in 5 minutes; scVI + PeakVI: Paired-Tag 110 + 199, kidney 47 + 111, A549
+# 118 + 27, SNARE 110 + 19 epochs, each model taken as capped where it could have been), times
+# 1.2, plus 4 minutes for loading, the worker processes and scib-metrics. scGLUE has no timed
+# converged fit: its two fits (pretraining, fine-tuning) may each run to 48 / (learning rate x
+# minibatches per epoch) epochs (1,270 on Paired-Tag, patience 106), hours at about 6 s per
+# epoch, so its figure is a budget, not a worst case, and --worker-timeout (with UNTIL) ends a
+# fit that needs more.
 set -u
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 D=${DATA:-/work/shared/data}
 LOGS=${LOGS:-/tmp/converged_runs}
 FOLDS=${FOLD_CACHE:-/work/fold_cache}
+CHECKPOINTS=${CHECKPOINTS:-/work/checkpoints}
 mkdir -p "$LOGS"
 DEADLINE=""
 if [ -n "${UNTIL:-}" ]; then DEADLINE=$(date -u -d "$UNTIL" +%s); fi
@@ -71,10 +77,11 @@ run() {  # run <name> <worst-case minutes> <run.py arguments...>
         echo "[$(date -u +%H:%M:%S)] skip $name: its row is in the CSV"
         return
     fi
-    local now
+    local now needed=${minutes#r}
+    if [[ $minutes == r* ]]; then needed=${RESUME_MIN:-20}; fi
     now=$(date -u +%s)
-    if [ -n "$DEADLINE" ] && [ $((now + 60 * minutes)) -gt "$DEADLINE" ]; then
-        echo "[$(date -u +%H:%M:%S)] skip $name: worst case $minutes min ends after $UNTIL"
+    if [ -n "$DEADLINE" ] && [ $((now + 60 * needed)) -gt "$DEADLINE" ]; then
+        echo "[$(date -u +%H:%M:%S)] skip $name: needs $needed min, ends after $UNTIL"
         return
     fi
     local limit=()
@@ -87,8 +94,9 @@ run() {  # run <name> <worst-case minutes> <run.py arguments...>
 
 # shellcheck disable=SC2086  # the option strings are split on purpose
 for SEED in ${SEEDS:-0}; do
-    O="--tasks embedding --latents joint --seeds $SEED --threads 1 --max-time 0 --out benchmarks/results/converged"
-    X="--tasks cross_modal --seeds $SEED --threads 1 --max-time 0 --out benchmarks/results/converged --fold-cache $FOLDS"
+    C="--threads 1 --max-time 0 --out benchmarks/results/converged --checkpoints $CHECKPOINTS"
+    O="--tasks embedding --latents joint --seeds $SEED $C"
+    X="--tasks cross_modal --seeds $SEED $C --fold-cache $FOLDS"
     run scglue_pairedtag 110 $PTAG --methods scglue $O
     run multivi_pairedtag 38 $PTAG --methods multivi $O
     run multivi_kidney 64 $KIDNEY --methods multivi $O
@@ -104,6 +112,9 @@ for SEED in ${SEEDS:-0}; do
     run pca_rna_kidney 4 $KIDNEY --methods pca_rna $O
     run pca_rna_a549 4 $A549 --methods pca_rna $O
     run multivi_crossmodal_pairedtag 35 $PTAG --methods multivi $X
+    run scvi_peakvi_snare r184 $SNARE --methods scvi_peakvi $O
+    run multivi_snare r192 $SNARE --methods multivi $O
+    run scglue_a549 150 $A549 --methods scglue $O
     if [ -n "${MULTIGRATE_PYTHON:-}" ]; then
         run multigrate_pairedtag 11 $PTAG $MG $O
         run multigrate_a549 12 $A549 $MG $O

@@ -178,6 +178,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="cross_modal: keep each finished fold's predictions here and reuse them, so a "
         "run cut short resumes at its first missing fold",
     )
+    parser.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=None,
+        help="Lightning fits of the peers (scvi-tools models, Multigrate) keep their training "
+        "state here after every epoch and resume from it when run again, so a run cut short "
+        "continues where it stopped; a finished fit's state is removed",
+    )
     parser.add_argument("--max-cells", type=int, default=None, help="subsample (seeded)")
     parser.add_argument("--subsample-seed", type=int, default=0)
     parser.add_argument(

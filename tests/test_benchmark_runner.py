@@ -151,7 +151,8 @@ def _fit(**trainer_kwargs) -> str:
             return super().training_step(batch, batch_idx)
 
     reasons: list[str] = []
-    callbacks = [*trainer_kwargs.pop("callbacks", []), stop_recorder(reasons)]
+    epochs: list[int] = []
+    callbacks = [*trainer_kwargs.pop("callbacks", []), stop_recorder(reasons, epochs)]
     trainer = pl.Trainer(
         callbacks=callbacks,
         accelerator="cpu",
@@ -165,6 +166,7 @@ def _fit(**trainer_kwargs) -> str:
     trainer.fit(Flat())
     assert len(reasons) == 1
     assert reasons[0] == stop_reason(trainer)
+    assert epochs == [trainer.current_epoch]
     return reasons[0]
 
 
@@ -229,3 +231,65 @@ def test_no_transfer_sets_both_attention_weights_to_zero(monkeypatch):
     assert seen == {"beta1": 0.0, "beta2": 0.0}
     assert _methods.METHODS["scdcca_no_transfer"][1] == ("embedding", "cross_modal", "heldout")
     assert set(_methods.METHODS["scvi_rna"][1]) == set(_methods.METHODS["pca_rna"][1])
+
+
+def test_fit_cut_short_resumes_from_its_checkpoint_under_the_same_stopping_rule(tmp_path):
+    """A fit killed after some epochs continues where it stopped: the same early stopping
+    (its counters restored) ends it at the epoch an uninterrupted fit ends at, the earlier
+    process's training time is counted, and the finished fit's state is removed."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import Callback, EarlyStopping
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    class Flat(BoringModel):  # a metric that improves for three epochs, then stays
+        def training_step(self, batch, batch_idx):
+            self.log("loss_flat", max(3.0 - self.current_epoch, 0.0), on_epoch=True)
+            return super().training_step(batch, batch_idx)
+
+    class Killed(Exception):
+        pass
+
+    class Kill(Callback):  # ends the process's fit after ``epoch`` epochs
+        def __init__(self, epoch: int):
+            self.epoch = epoch
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            if trainer.current_epoch + 1 == self.epoch:
+                raise Killed
+
+    def fit(job, *extra):
+        kwargs = job.trainer_kwargs(resumable=True)
+        stopping = EarlyStopping(monitor="loss_flat", patience=4, check_on_train_epoch_end=True)
+        trainer = pl.Trainer(
+            callbacks=[*kwargs["callbacks"], *extra, stopping],
+            max_epochs=100,
+            limit_train_batches=2,
+            limit_val_batches=0,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        with job.clock.fit():
+            trainer.fit(Flat(), ckpt_path=kwargs.get("ckpt_path"))
+
+    def job(name: str):
+        return _methods.Job(None, "embedding", 0, np.arange(0), np.arange(0), False, False,
+                            None, None, tmp_path, checkpoint=str(tmp_path / name))  # fmt: skip
+
+    whole = job("whole")
+    fit(whole)
+    assert whole.stops == ["early_stopping"]
+    first = job("cut")
+    with pytest.raises(Killed):
+        fit(first, Kill(epoch=5))  # two epochs into early stopping's patience
+    saved = tmp_path / "cut_fit0.ckpt"
+    assert saved.exists()
+    second = job("cut")
+    fit(second)
+    assert second.stops == ["early_stopping"]
+    assert second.fit_epochs == whole.fit_epochs  # the same epoch ends both
+    assert second.clock.seconds > first.clock.seconds > 0  # the first process's time counted
+    assert not saved.exists()
+    assert not list(tmp_path.glob("whole*.ckpt"))
