@@ -108,9 +108,11 @@ for SEED in ${SEEDS:-0}; do
     run scvi_rna_pairedtag 26 $PTAG --methods scvi_rna $O
     run scvi_rna_kidney 55 $KIDNEY --methods scvi_rna $O
     run scvi_rna_a549 8 $A549 --methods scvi_rna $O
+    run scvi_rna_snare 25 $SNARE --methods scvi_rna $O
     run pca_rna_pairedtag 4 $PTAG --methods pca_rna $O
     run pca_rna_kidney 4 $KIDNEY --methods pca_rna $O
     run pca_rna_a549 4 $A549 --methods pca_rna $O
+    run pca_rna_snare 4 $SNARE --methods pca_rna $O
     run multivi_crossmodal_pairedtag 35 $PTAG --methods multivi $X
     run scvi_peakvi_snare r184 $SNARE --methods scvi_peakvi $O
     run multivi_snare r192 $SNARE --methods multivi $O
