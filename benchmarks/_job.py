@@ -178,6 +178,7 @@ def epoch_checkpoint(job: Job, path: Path):
 
     class AddSaver(Callback):
         def setup(self, trainer, pl_module, stage: str) -> None:
-            trainer.callbacks.append(EpochCheckpoint())
+            if stage == "fit":
+                trainer.callbacks.append(EpochCheckpoint())
 
     return AddSaver()
