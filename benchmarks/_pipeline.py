@@ -80,9 +80,7 @@ class Context:
         name = f"{task}_{method}_seed{seed}{tag}"
         if a.checkpoints is not None:
             a.checkpoints.mkdir(parents=True, exist_ok=True)
-            cells = hashlib.sha1(np.asarray(train, dtype=np.int64).tobytes()).hexdigest()[:10]
-            caps = f"e{a.max_epochs or 'default'}_t{a.max_time or 'none'}"
-            job["checkpoint"] = str(a.checkpoints / f"{self.name}_{name}_{caps}_{cells}")
+            job["checkpoint"] = str(a.checkpoints / f"{self.name}_{name}_{_setting(a, train)}")
         python = a.peer_python.get(method)
         return launch(self.tmp, name, job, train, test, a.threads, a.worker_timeout, python)
 
@@ -95,6 +93,12 @@ class Context:
                 "gene_dir": str(self.args.data.resolve().parent),
             }
         return {}
+
+
+def _setting(args: argparse.Namespace, cells) -> str:
+    """The training caps and a digest of ``cells``, as kept files name a fit's setting."""
+    digest = hashlib.sha1(np.asarray(cells, dtype=np.int64).tobytes()).hexdigest()[:10]
+    return f"e{args.max_epochs or 'default'}_t{args.max_time or 'none'}_{digest}"
 
 
 def _cost(row: dict, outcome: Outcome) -> dict:
@@ -174,9 +178,8 @@ def _fold_fit(ctx: Context, method: str, seed: int, fold: int, train, test) -> O
     a = ctx.args
     if a.fold_cache is None:
         return ctx.fit(method, "cross_modal", seed, train, test, f"_fold{fold}")
-    cells = hashlib.sha1(np.asarray(test, dtype=np.int64).tobytes()).hexdigest()[:10]
-    caps = f"e{a.max_epochs or 'default'}_t{a.max_time or 'none'}"
-    path = a.fold_cache / f"{ctx.name}_{method}_seed{seed}_{a.folds}folds{fold}_{caps}_{cells}.npz"
+    name = f"{ctx.name}_{method}_seed{seed}_{a.folds}folds{fold}_{_setting(a, test)}"
+    path = a.fold_cache / f"{name}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as kept:
             meta = json.loads(str(kept["meta"]))

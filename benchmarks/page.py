@@ -209,9 +209,9 @@ def entries(rows: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame, bool]]:
     found = []
     for method in sorted(rows["method"].unique(), key=lambda m: _order(m, METHODS)):
         of_method = rows["method"] == method
-        older = of_method & ~versioned
-        if method not in OWN or not (of_method & versioned).any():
-            older[:] = False  # nothing newer to set these rows apart from
+        # rows of older code, where the method has versioned rows to set them apart from
+        has_newer = method in OWN and bool((of_method & versioned).any())
+        older = of_method & ~versioned & has_newer
         name = NAMES.get(method, method)
         for flag in (False, True):
             mine = rows[of_method & (capped == flag) & ~older]
